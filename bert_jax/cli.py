@@ -1,0 +1,48 @@
+"""The one entry point: ``bert-jax <command> ...``.
+
+Each command lives in the module that owns it; this file only dispatches, so
+``bert-jax data ...`` never imports JAX and ``bert-jax --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> ("module", "function", one-line help). The function takes argv
+# (the arguments after the command) and returns an exit code.
+COMMANDS = {
+    "data": ("data_pipeline.cli", "main", "build, inspect pretraining shards"),
+    "tokenizer": ("bert_jax.vocab", "main", "train a WordPiece vocabulary"),
+    "pretrain": ("bert_jax.launch", "pretrain_main", "run (or resume) pretraining"),
+    "finetune": ("bert_jax.launch", "finetune_main", "fine-tune on a task"),
+    "convert": ("bert_jax.convert.cli", "main", "convert checkpoints to/from Hugging Face"),
+    "quickstart": ("bert_jax.quickstart", "main", "tiny end-to-end run on the bundled corpus"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: bert-jax <command> [args...]", "", "commands:"]
+    for name, (_, _, text) in COMMANDS.items():
+        lines.append(f"  {name:<11} {text}")
+    lines.append("")
+    lines.append("Run 'bert-jax <command> --help' for a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"bert-jax: unknown command {command!r}.\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, func_name, _ = COMMANDS[command]
+    func = getattr(importlib.import_module(module_name), func_name)
+    return int(func(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
