@@ -1,0 +1,96 @@
+"""Reading and checking WordPiece vocabularies (`vocab.txt`, `tokenizer.json`).
+
+One token per line, the line number (from 0) is the id, exactly as Hugging Face
+and the original BERT read it. Errors name the file and line and say how to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+# The special tokens every BERT vocabulary must contain (attribute -> default).
+REQUIRED_SPECIAL_TOKENS = ("unk_token", "cls_token", "sep_token", "mask_token")
+SPECIAL_TOKEN_ATTRS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+DEFAULT_SPECIAL_TOKENS = {
+    "unk_token": "[UNK]",
+    "sep_token": "[SEP]",
+    "pad_token": "[PAD]",
+    "cls_token": "[CLS]",
+    "mask_token": "[MASK]",
+}
+
+
+def read_text_lines(path: str, what: str = "file"):
+    """Yields `(line_number, line)` (from 1, without the newline) of a UTF-8 file.
+
+    Streams the file; invalid UTF-8 raises `UnicodeDecodeError`-derived
+    `ValueError` naming the file and line rather than a bare byte offset.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} not found: {path!r}. Check the path (is it relative to the right directory?).")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{what} {path!r} is a directory; pass the file inside it.")
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"{path}:{line_number}: invalid UTF-8 (byte {raw[error.start]:#04x} at column "
+                    f"{error.start + 1}). Re-encode the {what} as UTF-8, e.g. "
+                    f"`iconv -f latin1 -t utf-8 {os.path.basename(path)}`."
+                ) from None
+            # Universal newlines, as Python's text mode (and Hugging Face) reads them.
+            yield line_number, line.rstrip("\n").rstrip("\r")
+
+
+def load_vocab(vocab_file: str) -> dict[str, int]:
+    """`vocab.txt` -> `{token: id}` with id = line index (a repeated token keeps its last line)."""
+    vocab: dict[str, int] = {}
+    for line_number, token in read_text_lines(vocab_file, what="vocabulary file"):
+        vocab[token] = line_number - 1
+    if not vocab:
+        raise ValueError(f"vocabulary file {vocab_file!r} is empty; expected one token per line.")
+    return vocab
+
+
+def load_vocab_from_tokenizer_json(path: str) -> dict[str, int]:
+    """The WordPiece vocabulary stored inside a Hugging Face `tokenizer.json`."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    model = data.get("model") or {}
+    if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        raise ValueError(f"{path!r} does not hold a WordPiece model (model.type={model.get('type')!r}).")
+    return dict(model["vocab"])
+
+
+def check_special_tokens(vocab: dict[str, int], special_tokens: dict[str, str], source: str) -> None:
+    """Raises if a required special token (`[UNK] [CLS] [SEP] [MASK]`) is absent from `vocab`."""
+    missing = [special_tokens[attr] for attr in REQUIRED_SPECIAL_TOKENS if special_tokens[attr] not in vocab]
+    if missing:
+        raise ValueError(
+            f"vocabulary {source} lacks the special token(s) {', '.join(missing)}. BERT needs "
+            "[UNK] [CLS] [SEP] [MASK] (and [PAD] to pad): add them as lines of the vocabulary "
+            "(`bert-jax tokenizer train` puts [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4), or pass "
+            "the names your vocabulary uses, e.g. cls_token='<s>'."
+        )
+
+
+def write_vocab(vocab: dict[str, int], path: str) -> None:
+    """Writes `vocab` one token per line in id order, atomically (temp file + rename).
+
+    Raises if the ids are not 0..N-1, since a gap would shift every later id.
+    """
+    tokens = sorted(vocab, key=vocab.__getitem__)
+    for expected, token in enumerate(tokens):
+        if vocab[token] != expected:
+            raise ValueError(
+                f"vocabulary ids are not consecutive: expected id {expected}, found {vocab[token]} "
+                f"for {token!r}; cannot write it as a line-numbered vocab.txt."
+            )
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        for token in tokens:
+            handle.write(token + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,169 @@
+"""WordPiece vocabulary training: `bert-jax tokenizer train` and `train_wordpiece`.
+
+Trains with the `tokenizers` WordPiece trainer on text normalised exactly as
+the BERT tokenizer will see it (BertNormalizer + BertPreTokenizer), so every
+word of the corpus is segmentable. Input files are streamed line by line:
+memory holds the word counts, not the corpus.
+
+Special tokens sit at fixed ids in every trained vocabulary:
+
+    [PAD] = 0, [UNK] = 1, [CLS] = 2, [SEP] = 3, [MASK] = 4
+
+(bert-base-uncased instead has [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102,
+[MASK]=103 after 99 [unused] slots; code must read ids from the tokenizer,
+never hard-code them.) The output directory gets `vocab.txt`, `tokenizer.json`,
+`tokenizer_config.json` and `special_tokens_map.json`, which
+`BertTokenizer(Fast).from_pretrained` and `transformers` both load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+
+from bert_jax.tokenization.vocab_file import read_text_lines
+
+logger = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Written last, so a directory holding it is complete.
+_FILES = ("vocab.txt", "tokenizer.json", "special_tokens_map.json", "tokenizer_config.json")
+
+
+def iter_corpus_lines(files: Sequence[str], progress: bool = True) -> Iterator[str]:
+    """Yields the non-blank lines of `files` in order, streaming.
+
+    Shows a byte-based progress bar (rate, ETA) over all files; invalid UTF-8
+    raises naming file and line.
+    """
+    from tqdm import tqdm
+
+    total = sum(os.path.getsize(f) for f in files)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="reading corpus", disable=not progress,
+              file=sys.stderr, mininterval=0.5) as bar:
+        for path in files:
+            for _, line in read_text_lines(path, what="corpus file"):
+                bar.update(len(line.encode("utf-8")) + 1)
+                if line.strip():
+                    yield line
+
+
+def train_wordpiece(
+    files: Sequence[str],
+    vocab_size: int,
+    lowercase: bool = True,
+    output_dir: str | os.PathLike = "vocab",
+    *,
+    strip_accents: bool | None = None,
+    tokenize_chinese_chars: bool = True,
+    min_frequency: int = 2,
+    limit_alphabet: int = 1000,
+    model_max_length: int = 512,
+    progress: bool = True,
+):
+    """Trains a BERT WordPiece vocabulary and writes it to `output_dir`.
+
+    Args:
+      files: UTF-8 text files (any line layout; blank lines are skipped).
+      vocab_size: size of the vocabulary, special tokens included.
+      lowercase: uncased (True) or cased (False) vocabulary.
+      output_dir: directory to write; created if missing, files replaced.
+      strip_accents: None follows `lowercase`, as original BERT.
+      tokenize_chinese_chars: split CJK ideographs into single characters.
+      min_frequency: minimum count for a merge to be learnt.
+      limit_alphabet: most distinct characters kept in the initial alphabet.
+      model_max_length: stored in tokenizer_config.json.
+      progress: show progress bars on stderr.
+
+    Returns:
+      A `BertTokenizerFast` loaded from `output_dir`.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    from bert_jax.tokenization import BertTokenizerFast
+
+    files = [os.fspath(f) for f in files]
+    if not files:
+        raise ValueError("no input files: pass at least one text file (--input FILE...).")
+    for path in files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"corpus file not found: {path!r}.")
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size={vocab_size} leaves no room next to the {len(SPECIAL_TOKENS)} special tokens.")
+
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=tokenize_chinese_chars, strip_accents=strip_accents, lowercase=lowercase
+    )
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),  # ids 0..4, in this order
+        limit_alphabet=limit_alphabet,
+        continuing_subword_prefix="##",
+        show_progress=progress,
+    )
+    logger.info("training a %s WordPiece vocabulary of %d on %d file(s)", "lower-cased" if lowercase else "cased",
+                vocab_size, len(files))
+    backend.train_from_iterator(iter_corpus_lines(files, progress), trainer=trainer)
+    vocab = backend.get_vocab()
+    for expected_id, token in enumerate(SPECIAL_TOKENS):
+        if vocab.get(token) != expected_id:  # a trainer change would silently move them
+            raise RuntimeError(f"trainer placed {token} at id {vocab.get(token)}, expected {expected_id}.")
+
+    tokenizer = BertTokenizerFast(
+        vocab=vocab, do_lower_case=lowercase, strip_accents=strip_accents,
+        tokenize_chinese_chars=tokenize_chinese_chars, model_max_length=model_max_length,
+    )
+    output_dir = os.fspath(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    # Write everything next to the target, then move file by file with
+    # tokenizer_config.json last: an interrupted run never looks complete.
+    staging = tempfile.mkdtemp(prefix=".vocab-", dir=output_dir)
+    try:
+        tokenizer.save_pretrained(staging)
+        for name in _FILES:
+            os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("wrote %d-token vocabulary to %s", len(vocab), output_dir)
+    return BertTokenizerFast.from_pretrained(output_dir)
+
+
+def main(argv: list[str]) -> int:
+    """`bert-jax tokenizer train --input FILES... --vocab-size N --lowercase|--cased --output DIR`."""
+    parser = argparse.ArgumentParser(prog="bert-jax tokenizer", description="Train a BERT WordPiece vocabulary.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train a WordPiece vocabulary on text files",
+                                description="\n\n".join(__doc__.split("\n\n")[2:4]), formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--input", nargs="+", required=True, metavar="FILE", help="UTF-8 text files")
+    train.add_argument("--vocab-size", type=int, required=True, metavar="N", help="vocabulary size (specials included)")
+    case = train.add_mutually_exclusive_group()
+    case.add_argument("--lowercase", dest="lowercase", action="store_true", default=True, help="uncased (default)")
+    case.add_argument("--cased", dest="lowercase", action="store_false", help="keep case and accents")
+    train.add_argument("--output", required=True, metavar="DIR", help="output directory")
+    train.add_argument("--min-frequency", type=int, default=2, help="minimum merge count (default 2)")
+    train.add_argument("--limit-alphabet", type=int, default=1000, help="max initial characters (default 1000)")
+    train.add_argument("--no-chinese-chars", dest="tokenize_chinese_chars", action="store_false",
+                       help="do not split CJK ideographs into single characters")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        tokenizer = train_wordpiece(
+            args.input, args.vocab_size, lowercase=args.lowercase, output_dir=args.output,
+            min_frequency=args.min_frequency, limit_alphabet=args.limit_alphabet,
+            tokenize_chinese_chars=args.tokenize_chinese_chars, progress=not args.quiet,
+        )
+    except (OSError, ValueError) as error:
+        print(f"bert-jax tokenizer train: error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {tokenizer.vocab_size}-token vocabulary to {args.output} "
+          f"([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4)")
+    return 0

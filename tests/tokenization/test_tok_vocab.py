@@ -1,0 +1,114 @@
+"""WordPiece vocabulary training: layout, files, round trips, CLI, streaming."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bert_jax.tokenization import BertTokenizer, BertTokenizerFast
+from bert_jax.vocab import SPECIAL_TOKENS, iter_corpus_lines, main
+
+
+@pytest.mark.parametrize("vocab", ["uncased", "cased"])
+def test_trained_vocab_layout(vocab, trained_vocabs):
+    directory = trained_vocabs[vocab]
+    lines = (directory / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == 8000 and len(set(lines[:-1])) == 8000
+    assert tuple(lines[:5]) == SPECIAL_TOKENS == ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+    config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert config["do_lower_case"] is (vocab == "uncased")
+    assert json.loads((directory / "special_tokens_map.json").read_text())["mask_token"] == "[MASK]"
+    tok = BertTokenizerFast.from_pretrained(directory)
+    assert (tok.pad_token_id, tok.unk_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id) == (0, 1, 2, 3, 4)
+    has_upper = any(t != t.lower() for t in lines[5:-1])
+    assert has_upper is (vocab == "cased")
+    assert not list(directory.glob(".vocab-*")), "staging directory left behind"
+
+
+def test_trained_vocab_covers_the_corpus(trained_vocabs, corpus_lines):
+    # Every word of the training corpus is segmentable, so [UNK] stays rare.
+    tok = BertTokenizerFast.from_pretrained(trained_vocabs["uncased"])
+    ids = [i for row in tok(corpus_lines[:3000], add_special_tokens=False)["input_ids"] for i in row]
+    assert ids.count(tok.unk_token_id) / len(ids) < 1e-3
+
+
+@pytest.mark.parametrize("cls", [BertTokenizer, BertTokenizerFast])
+def test_round_trip_through_save_pretrained(cls, trained_vocabs, corpus_lines, tmp_path):
+    original = cls.from_pretrained(trained_vocabs["uncased"])
+    original.save_pretrained(tmp_path)
+    reloaded = cls.from_pretrained(tmp_path)
+    sample = corpus_lines[:500]
+    assert reloaded(sample, truncation=True, max_length=64)["input_ids"] == \
+        original(sample, truncation=True, max_length=64)["input_ids"]
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("vocab", ["uncased", "cased"])
+def test_transformers_loads_trained_and_saved_vocab(vocab, trained_vocabs, corpus_lines, hard_cases, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    ours = BertTokenizerFast.from_pretrained(trained_vocabs[vocab])
+    ours.save_pretrained(tmp_path / "saved")
+    sample = corpus_lines[:2000] + hard_cases
+    expected = ours(sample, truncation=True, max_length=64)["input_ids"]
+    for directory in (trained_vocabs[vocab], tmp_path / "saved"):
+        theirs = transformers.BertTokenizerFast.from_pretrained(str(directory))
+        assert theirs.vocab == ours.vocab
+        assert theirs(sample, truncation=True, max_length=64)["input_ids"] == expected
+        assert [theirs.pad_token_id, theirs.unk_token_id, theirs.cls_token_id, theirs.sep_token_id,
+                theirs.mask_token_id] == [0, 1, 2, 3, 4]
+
+
+def test_cli_trains_a_vocabulary(tmp_path, corpus_files, capsys):
+    out = tmp_path / "vocab"
+    assert main(["train", "--input", *corpus_files[:2], "--vocab-size", "600", "--cased", "--output", str(out),
+                 "--quiet"]) == 0
+    assert "wrote 600-token vocabulary" in capsys.readouterr().out
+    tok = BertTokenizer.from_pretrained(out)
+    assert tok.vocab_size == 600 and tok.do_lower_case is False
+    assert main(["train", "--input", str(tmp_path / "missing.txt"), "--vocab-size", "600", "--output", str(out)]) == 1
+    assert "corpus file not found" in capsys.readouterr().err
+
+
+def test_cli_through_the_entry_point(tmp_path, corpus_files):
+    result = subprocess.run(
+        [sys.executable, "-m", "bert_jax.cli", "tokenizer", "train", "--input", corpus_files[0],
+         "--vocab-size", "300", "--output", str(tmp_path / "v")],
+        capture_output=True, text=True, check=True,
+    )
+    assert "reading corpus" in result.stderr  # progress is shown
+    assert (tmp_path / "v" / "tokenizer.json").exists()
+
+
+def test_corpus_is_read_lazily(tmp_path):
+    # Line 3 is invalid: a reader that loads the whole file first would fail
+    # before yielding anything; a streaming one yields lines 1-2 first.
+    path = tmp_path / "c.txt"
+    path.write_bytes(b"first line\n\nsecond line\n\xff bad\n")
+    lines = iter_corpus_lines([str(path)], progress=False)
+    assert next(lines) == "first line" and next(lines) == "second line"  # blank line skipped
+    with pytest.raises(ValueError, match="c.txt:4"):
+        next(lines)
+
+
+_PEAK_RSS = """
+import resource, sys
+from bert_jax.vocab import train_wordpiece
+train_wordpiece(sys.argv[2:], 8000, output_dir=sys.argv[1], progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+def test_training_memory_does_not_grow_with_corpus_size(tmp_path, corpus_files):
+    """Peak memory training on the corpus repeated 10 times (~30 MB) stays
+    within 20 MB of training on it once: the text is never held in memory."""
+    peaks = {}
+    for repeats in (1, 10):
+        files = corpus_files * repeats
+        out = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(tmp_path / f"v{repeats}"), *files],
+                             capture_output=True, text=True, check=True)
+        peaks[repeats] = int(out.stdout.split()[-1]) / 1024  # MiB (ru_maxrss is KiB on Linux)
+    assert peaks[10] - peaks[1] < 20, peaks
