@@ -1,0 +1,335 @@
+"""The shard builder: partition documents to shards, then build shards in parallel, resumably.
+
+1. *Partition*: stream every document once; a hash of ``(seed, document
+   index)`` picks its shard; documents of the shards still to build are
+   appended to per-shard bucket files (JSON lines) under ``DIR/.partial``.
+   Memory is constant in the corpus size.
+2. *Build*: each shard is independent: read its bucket, tokenize, make NSP
+   pairs (``instances``), assemble fixed-shape rows, mask them (static mode),
+   write the shard atomically (``shards``). Shards run in worker processes;
+   every random choice comes from generators keyed by ``(seed, shard)``, so
+   the bytes do not depend on the worker count or on which machine built them.
+3. *Manifest*: once every shard exists, ``manifest.json`` lists them all.
+
+Re-running the same command builds only missing shards; a directory built
+with other options is refused, naming the options that differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+
+import numpy as np
+import tqdm
+
+from data_pipeline import instances, masking, shards, sources, tokens
+from data_pipeline.tokens import load_tokenizer, vocab_tokens
+
+logger = logging.getLogger(__name__)
+PARTIAL = ".partial"
+_WARN_LIMIT = 5
+
+
+class BuildError(ValueError):
+    """A build that cannot start or continue: the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+    """Everything that determines the built bytes (worker count and shard range do not)."""
+
+    inputs: tuple[str, ...]
+    vocab_file: str
+    input_format: str = "bert"
+    do_lower_case: bool = True
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    dupe_factor: int = 5
+    short_seq_prob: float = 0.1
+    num_shards: int = 1
+    seed: int = 12345
+    whole_word_masking: bool = False
+    dynamic_masking: bool = False
+    on_invalid_utf8: str = "skip"
+    text_column: str = "text"
+    dataset_split: str = "train"
+
+    def validate(self) -> None:
+        problems = []
+        if self.max_seq_length < 8:
+            problems.append(f"--max-seq-length must be >= 8, got {self.max_seq_length}")
+        if not 0 < self.masked_lm_prob < 1:
+            problems.append(f"--masked-lm-prob must be in (0, 1), got {self.masked_lm_prob}")
+        if self.max_predictions_per_seq < 1:
+            problems.append(f"--max-predictions-per-seq must be >= 1, got {self.max_predictions_per_seq}")
+        if self.dupe_factor < 1:
+            problems.append(f"--dupe-factor must be >= 1, got {self.dupe_factor}")
+        if not 0 <= self.short_seq_prob <= 1:
+            problems.append(f"--short-seq-prob must be in [0, 1], got {self.short_seq_prob}")
+        if self.num_shards < 1:
+            problems.append(f"--num-shards must be >= 1, got {self.num_shards}")
+        if problems:
+            raise BuildError("; ".join(problems))
+
+    def recorded(self) -> dict:
+        """The options as stored in ``build_options.json`` (the vocab by content, not path)."""
+        out = dataclasses.asdict(self)
+        out["inputs"] = list(self.inputs)
+        out.pop("vocab_file")
+        return out
+
+
+def shard_of(seed: int, document_index: int, num_shards: int) -> int:
+    digest = hashlib.blake2b(f"{seed}:{document_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % num_shards
+
+
+def _bucket_path(output: str, index: int) -> str:
+    return os.path.join(output, PARTIAL, f"bucket-{index:05d}.jsonl")
+
+
+def partition(opts: BuildOptions, output: str, todo: list[int], buffer_bytes: int = 16 << 20) -> dict[int, int]:
+    """Streams all documents into bucket files for the shards in ``todo``; returns docs per shard.
+
+    Lines are buffered per shard and appended when the buffers reach
+    ``buffer_bytes``: memory stays bounded and only one file is open at a
+    time, however many shards there are.
+    """
+    os.makedirs(os.path.join(output, PARTIAL), exist_ok=True)
+    wanted = set(todo)
+    for i in todo:
+        open(_bucket_path(output, i) + ".tmp", "w").close()
+    buffers: dict[int, list[str]] = {i: [] for i in todo}
+    counts = {i: 0 for i in todo}
+    total = buffered = 0
+
+    def flush() -> None:
+        for i, lines in buffers.items():
+            if lines:
+                with open(_bucket_path(output, i) + ".tmp", "a", encoding="utf-8") as f:
+                    f.writelines(lines)
+                lines.clear()
+
+    docs = sources.iter_documents(
+        opts.inputs,
+        opts.input_format,
+        on_invalid_utf8=opts.on_invalid_utf8,
+        text_column=opts.text_column,
+        dataset_split=opts.dataset_split,
+    )
+    for doc in tqdm.tqdm(docs, desc="partition", unit="doc", mininterval=2.0):
+        total += 1
+        s = shard_of(opts.seed, doc.index, opts.num_shards)
+        if s in wanted:
+            line = json.dumps([doc.index, doc.source, doc.sentences], ensure_ascii=False) + "\n"
+            buffers[s].append(line)
+            buffered += len(line)
+            counts[s] += 1
+            if buffered >= buffer_bytes:
+                flush()
+                buffered = 0
+    flush()
+    if total == 0:
+        raise BuildError(f"no documents found in {list(opts.inputs)} (all files empty or unreadable)")
+    for i in todo:
+        os.replace(_bucket_path(output, i) + ".tmp", _bucket_path(output, i))
+    logger.info("partitioned %d documents; %d go to the %d shard(s) being built", total, sum(counts.values()), len(todo))
+    return counts
+
+
+def tokenize_bucket(path: str, backend, max_tokens: int, info: masking.VocabInfo) -> tuple[instances.TokenizedDocuments, dict]:
+    """Reads a bucket and tokenizes it into flat arrays; returns the arrays and warning counts."""
+    doc_index, doc_source, sentences, per_doc = [], [], [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            idx, source, sents = json.loads(line)
+            doc_index.append(idx)
+            doc_source.append(source)
+            sentences.extend(sents)
+            per_doc.append(len(sents))
+    ids, lengths = tokens.tokenize_sentences(backend, sentences)
+    # A literal "[SEP]" (etc.) in the text must not become a structural token.
+    structural = np.isin(ids, [info.cls_id, info.sep_id, info.pad_id, info.mask_id])
+    ids[structural] = info.unk_id
+    # Drop sentences that tokenize to nothing, and documents left empty.
+    sent_doc = np.repeat(np.arange(len(per_doc)), per_doc)
+    keep = lengths > 0
+    lengths, sent_doc = lengths[keep], sent_doc[keep]
+    doc_sents = np.bincount(sent_doc, minlength=len(per_doc))
+    stats = {
+        "single_sentence_documents": int((doc_sents == 1).sum()),
+        "long_sentences": int((lengths > max_tokens).sum()),
+        "special_tokens_in_text": int(structural.sum()),
+    }
+    for d in np.flatnonzero(doc_sents == 1)[:_WARN_LIMIT]:
+        logger.warning("%s: document of one sentence: it cannot form a sentence pair and is used only as a random-next source", doc_source[d])
+    long_docs = np.unique(sent_doc[lengths > max_tokens])
+    for d in long_docs[:_WARN_LIMIT]:
+        logger.warning("%s: a sentence is longer than max_seq_length - 3 = %d tokens and will be truncated (split long lines into sentences, e.g. --input-format paragraphs)", doc_source[d], max_tokens)
+    present = doc_sents > 0
+    docs = instances.TokenizedDocuments(
+        tokens=ids,
+        sentence_bounds=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        document_bounds=np.concatenate([[0], np.cumsum(doc_sents[present])]).astype(np.int64),
+        document_index=np.asarray(doc_index, np.int64)[present],
+    )
+    return docs, stats
+
+
+def build_shard(opts: BuildOptions, output: str, index: int, backend=None, info=None) -> dict:
+    """Builds and writes one shard from its bucket; returns its sidecar."""
+    if backend is None:
+        backend, vocab, _ = load_tokenizer(opts.vocab_file, opts.do_lower_case)
+        info = masking.VocabInfo.from_vocab(vocab, opts.vocab_file)
+    docs, stats = tokenize_bucket(_bucket_path(output, index), backend, opts.max_seq_length - 3, info)
+    try:
+        pairs = instances.create_pairs(
+            docs,
+            instances.InstanceConfig(opts.max_seq_length, opts.short_seq_prob, opts.dupe_factor),
+            np.random.default_rng([opts.seed, index, 1]),
+        )
+    except ValueError as err:
+        raise BuildError(f"shard {index}: {err}") from None
+    rows = instances.assemble(docs.tokens, pairs, opts.max_seq_length, info.cls_id, info.sep_id, info.pad_id)
+    fields = {"input_ids": rows["input_ids"]}
+    if not opts.dynamic_masking:
+        cfg = masking.MaskingConfig(opts.masked_lm_prob, opts.max_predictions_per_seq, opts.whole_word_masking)
+        keys = masking.example_keys(masking.seed_key(opts.seed, index, 2), np.arange(len(pairs)))
+        # Chunks bound the temporaries; the counter-based keys make chunking invisible.
+        parts = [
+            masking.mask_batch(rows["input_ids"][s : s + 4096], keys[s : s + 4096], info, cfg)
+            for s in range(0, max(len(pairs), 1), 4096)
+        ]
+        for name in ("input_ids", "masked_lm_positions", "masked_lm_ids", "masked_lm_weights"):
+            fields[name] = np.concatenate([p[name] for p in parts])
+    fields["token_type_ids"] = rows["token_type_ids"]
+    fields["attention_mask"] = rows["attention_mask"]
+    fields["next_sentence_label"] = pairs.next_sentence_label
+    fields["source_document"] = pairs.source_document
+    fields["b_document"] = pairs.b_document
+    sidecar = shards.write_shard(output, index, opts.num_shards, fields, {"num_documents": docs.num_documents, "warnings": stats})
+    os.remove(_bucket_path(output, index))
+    return sidecar
+
+
+def _init_worker() -> None:
+    # One tokenizer thread per worker process: the workers are the parallelism.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def _worker(args) -> dict:
+    opts, output, index = args
+    return build_shard(opts, output, index)
+
+
+def _check_options(opts: BuildOptions, output: str, vocab_digest: str, overwrite: bool) -> None:
+    """Refuses an output directory built with other options (unless ``overwrite``)."""
+    path = os.path.join(output, shards.OPTIONS)
+    recorded = {"options": opts.recorded(), "vocab_hash": vocab_digest}
+    if os.path.exists(path):
+        old = shards.read_json(path)
+        if old == recorded:
+            return
+        old_opts = {**old.get("options", {}), "vocab_hash": old.get("vocab_hash")}
+        new_opts = {**recorded["options"], "vocab_hash": vocab_digest}
+        diff = sorted(k for k in set(old_opts) | set(new_opts) if old_opts.get(k) != new_opts.get(k))
+        if not overwrite:
+            detail = ", ".join(f"{k}: {old_opts.get(k)!r} -> {new_opts.get(k)!r}" for k in diff)
+            raise BuildError(
+                f"{output} already holds shards built with other options ({detail}); "
+                "use a new --output directory, or pass --overwrite to delete them"
+            )
+        logger.warning("--overwrite: deleting the shards in %s built with other options (%s)", output, ", ".join(diff))
+        for name in os.listdir(output):
+            if name.startswith("shard-") or name in (shards.MANIFEST, shards.OPTIONS, shards.VOCAB):
+                os.remove(os.path.join(output, name))
+        shutil.rmtree(os.path.join(output, PARTIAL), ignore_errors=True)
+    elif any(n.startswith("shard-") or n == shards.MANIFEST for n in os.listdir(output)):
+        raise BuildError(f"{output} holds shards but no {shards.OPTIONS}; use a new --output directory")
+    shards.atomic_write_json(path, recorded)
+
+
+def write_manifest(opts: BuildOptions, output: str, vocab: dict, tokenizer_settings: dict, sidecars: list[dict]) -> dict:
+    manifest = {
+        "format": shards.FORMAT,
+        "version": shards.FORMAT_VERSION,
+        "options": opts.recorded(),
+        "seed": opts.seed,
+        "max_seq_length": opts.max_seq_length,
+        "max_predictions_per_seq": opts.max_predictions_per_seq,
+        "masked_lm_prob": opts.masked_lm_prob,
+        "whole_word_masking": opts.whole_word_masking,
+        "masking": "dynamic" if opts.dynamic_masking else "static",
+        "vocab_size": max(vocab.values()) + 1,
+        "vocab_hash": shards.vocab_hash(vocab_tokens(vocab)),
+        "tokenizer": tokenizer_settings,
+        "num_shards": opts.num_shards,
+        "num_examples": sum(s["num_examples"] for s in sidecars),
+        "num_documents": sum(s["num_documents"] for s in sidecars),
+        "warnings": {k: sum(s["warnings"][k] for s in sidecars) for k in sidecars[0]["warnings"]},
+        "shards": sorted(sidecars, key=lambda s: s["index"]),
+    }
+    shards.atomic_write_json(os.path.join(output, shards.MANIFEST), manifest)
+    return manifest
+
+
+def build(
+    opts: BuildOptions,
+    output: str,
+    *,
+    workers: int = 1,
+    shard_range: tuple[int, int] | None = None,
+    overwrite: bool = False,
+) -> dict | None:
+    """Builds the missing shards in ``shard_range`` (default all); returns the manifest once complete."""
+    opts.validate()
+    backend, vocab, tok_settings = load_tokenizer(opts.vocab_file, opts.do_lower_case)
+    info = masking.VocabInfo.from_vocab(vocab, opts.vocab_file)  # fails early on a vocab lacking [MASK] etc.
+    sources.expand_inputs(opts.inputs)  # fails early on a missing input path
+    lo, hi = shard_range or (0, opts.num_shards)
+    if not 0 <= lo < hi <= opts.num_shards:
+        raise BuildError(f"--shard-range {lo}:{hi} is not within 0:{opts.num_shards}")
+    os.makedirs(output, exist_ok=True)
+    _check_options(opts, output, shards.vocab_hash(vocab_tokens(vocab)), overwrite)
+    vocab_copy = os.path.join(output, shards.VOCAB)
+    if not os.path.exists(vocab_copy):
+        shards.atomic_write_bytes(vocab_copy, ("\n".join(vocab_tokens(vocab)) + "\n").encode("utf-8"))
+
+    todo = [i for i in range(lo, hi) if shards.completed_shard(output, i, opts.num_shards) is None]
+    if todo:
+        logger.info("building %d shard(s) of %d (%d already built)", len(todo), hi - lo, hi - lo - len(todo))
+        partition(opts, output, todo)
+        start, done = time.perf_counter(), 0
+        bar = tqdm.tqdm(total=len(todo), desc="build", unit="shard")
+        if workers <= 1:
+            results = (build_shard(opts, output, i, backend, info) for i in todo)
+        else:
+            # spawn: safe even if the caller has started threads (e.g. imported JAX).
+            ctx = multiprocessing.get_context("spawn")
+            pool = ctx.Pool(workers, initializer=_init_worker)
+            results = pool.imap_unordered(_worker, [(opts, output, i) for i in todo])
+        try:
+            for sidecar in results:
+                done += sidecar["num_examples"]
+                bar.update(1)
+                bar.set_postfix(instances=done, inst_per_s=f"{done / (time.perf_counter() - start):.0f}")
+        finally:
+            bar.close()
+            if workers > 1:
+                pool.terminate()
+                pool.join()
+    sidecars = [shards.completed_shard(output, i, opts.num_shards) for i in range(opts.num_shards)]
+    missing = [i for i, s in enumerate(sidecars) if s is None]
+    if missing:
+        logger.info("%d shard(s) still missing (e.g. %s); the manifest is written once all exist", len(missing), missing[:5])
+        return None
+    shutil.rmtree(os.path.join(output, PARTIAL), ignore_errors=True)
+    return write_manifest(opts, output, vocab, tok_settings, sidecars)

@@ -1,0 +1,225 @@
+"""Reading raw text into documents: input discovery, UTF-8 checks, NFC, sentence splitting.
+
+A *document* is a list of sentences (``list[str]``) plus where it came from
+(``"file:line"``) and its global index in the input stream. The global index
+is stable across runs with the same inputs, so shard assignment and the NSP
+audit (``source_document``) can refer to it.
+
+Three input formats:
+
+* ``bert``: one sentence per line, a blank line between documents (the
+  original BERT format).
+* ``lines``: one document per line; each line is split into sentences.
+* ``paragraphs``: paragraphs separated by blank lines are documents; each is
+  split into sentences.
+
+and a ``datasets`` dataset (``hf:NAME`` or ``hf:/path/saved/with/save_to_disk``)
+whose text column holds one document per row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import logging
+import os
+import re
+import unicodedata
+from typing import Iterable, Iterator
+
+logger = logging.getLogger(__name__)
+
+INPUT_FORMATS = ("bert", "lines", "paragraphs")
+TEXT_SUFFIXES = (".txt", ".text")
+
+
+class InputError(ValueError):
+    """Bad input (missing path, invalid UTF-8 in strict mode, no documents)."""
+
+
+@dataclasses.dataclass
+class Document:
+    """One document: ``sentences`` in order, its global ``index`` and ``source`` ("file:line")."""
+
+    index: int
+    source: str
+    sentences: list[str]
+
+
+# --- sentence splitting --------------------------------------------------------
+
+# Abbreviations after which a period does not end a sentence (lower-cased, no dot).
+_ABBREVIATIONS = frozenset(
+    "e.g i.e etc vs cf al mr mrs ms dr prof sr jr st no fig eq approx dept inc ltd co".split()
+)
+# Candidate boundary: terminal punctuation, optional closing quotes/brackets,
+# whitespace, then something that can open a sentence.
+_BOUNDARY = re.compile(r"([.!?])([\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences with a small offline rule set.
+
+    A boundary is ``.``/``!``/``?`` (optionally followed by closing quotes or
+    brackets), whitespace, then an upper-case letter, digit or opening quote.
+    A period after a known abbreviation or a single letter (an initial) is
+    not a boundary. Good enough for pretraining text; not a linguistic tool.
+    """
+    text = " ".join(text.split())
+    if not text:
+        return []
+    sentences, start = [], 0
+    for match in _BOUNDARY.finditer(text):
+        if match.group(1) == ".":
+            before = text[start : match.start()].rsplit(" ", 1)[-1].lower().rstrip(".")
+            if before in _ABBREVIATIONS or (len(before) == 1 and before.isalpha()):
+                continue
+        sentences.append(text[start : match.end(2)].strip())
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return [s for s in sentences if s]
+
+
+# --- input discovery --------------------------------------------------------------
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[str]:
+    """Expands files, directories (recursively, ``*.txt``) and globs into a sorted file list.
+
+    ``hf:`` specs are passed through unchanged. Raises ``InputError`` naming any
+    path that does not exist or a pattern that matches nothing.
+    """
+    files: list[str] = []
+    for spec in inputs:
+        if spec.startswith("hf:"):
+            files.append(spec)
+            continue
+        if any(ch in spec for ch in "*?["):
+            matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            if not matches:
+                raise InputError(f"input pattern {spec!r} matches no files; check the path")
+            files.extend(matches)
+        elif os.path.isdir(spec):
+            found = sorted(
+                os.path.join(root, name)
+                for root, _, names in os.walk(spec)
+                for name in names
+                if name.endswith(TEXT_SUFFIXES)
+            )
+            if not found:
+                raise InputError(f"input directory {spec!r} holds no *.txt files")
+            files.extend(found)
+        elif os.path.isfile(spec):
+            files.append(spec)
+        else:
+            raise InputError(f"input path {spec!r} does not exist; check the --input argument")
+    return files
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def _decoded_lines(path: str, on_invalid_utf8: str) -> Iterator[tuple[int, str]]:
+    """Yields ``(line_number, NFC text)``; invalid UTF-8 lines are skipped with a warning or fatal."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                msg = (
+                    f"{path}:{lineno}: invalid UTF-8 at byte {err.start} of the line "
+                    f"({raw[max(0, err.start - 10) : err.start + 10]!r})"
+                )
+                if on_invalid_utf8 == "error":
+                    raise InputError(msg + "; fix the file or pass --on-invalid-utf8 skip") from None
+                logger.warning("%s; line skipped", msg)
+                continue
+            yield lineno, unicodedata.normalize("NFC", line.rstrip("\r\n"))
+
+
+def _read_text_file(path: str, input_format: str, on_invalid_utf8: str) -> Iterator[tuple[str, list[str]]]:
+    """Yields ``(source, sentences)`` for each document of one text file."""
+    if os.path.getsize(path) == 0:
+        logger.warning("%s: empty file; skipped", path)
+        return
+    if input_format == "lines":
+        for lineno, line in _decoded_lines(path, on_invalid_utf8):
+            sentences = split_sentences(line)
+            if sentences:
+                yield f"{path}:{lineno}", sentences
+        return
+    block: list[str] = []
+    block_start = 0
+    for lineno, line in _decoded_lines(path, on_invalid_utf8):
+        line = line.strip()
+        if line:
+            if not block:
+                block_start = lineno
+            block.append(line)
+            continue
+        if block:
+            yield f"{path}:{block_start}", _block_sentences(block, input_format)
+            block = []
+    if block:
+        yield f"{path}:{block_start}", _block_sentences(block, input_format)
+
+
+def _block_sentences(block: list[str], input_format: str) -> list[str]:
+    if input_format == "bert":
+        return block
+    return split_sentences(" ".join(block))
+
+
+def _read_dataset(spec: str, text_column: str, split: str) -> Iterator[tuple[str, list[str]]]:
+    """Yields documents from a ``datasets`` dataset: ``hf:NAME`` or ``hf:PATH`` (``save_to_disk``)."""
+    import datasets  # imported here: slow, and only needed for this input kind
+
+    name = spec[3:]
+    if os.path.isdir(name) and os.path.exists(os.path.join(name, "state.json")):
+        ds = datasets.load_from_disk(name)
+    elif os.path.isdir(name) and os.path.exists(os.path.join(name, "dataset_dict.json")):
+        ds = datasets.load_from_disk(name)[split]
+    else:
+        ds = datasets.load_dataset(name, split=split)
+    if text_column not in ds.column_names:
+        raise InputError(
+            f"dataset {name!r} has no column {text_column!r} (columns: {ds.column_names}); "
+            "pass --text-column"
+        )
+    for row, text in enumerate(ds[text_column]):
+        sentences = split_sentences(unicodedata.normalize("NFC", text or ""))
+        if sentences:
+            yield f"{name}:{row}", sentences
+
+
+def iter_documents(
+    inputs: Iterable[str],
+    input_format: str = "bert",
+    *,
+    on_invalid_utf8: str = "skip",
+    text_column: str = "text",
+    dataset_split: str = "train",
+) -> Iterator[Document]:
+    """Streams every document of ``inputs`` in a fixed order, numbering them from 0.
+
+    Args:
+      inputs: files, directories, globs, or ``hf:`` dataset specs.
+      input_format: one of ``INPUT_FORMATS`` (text files only).
+      on_invalid_utf8: ``"skip"`` (warn with file and line) or ``"error"``.
+      text_column, dataset_split: for ``hf:`` inputs.
+    """
+    if input_format not in INPUT_FORMATS:
+        raise InputError(f"unknown input format {input_format!r}; choose one of {INPUT_FORMATS}")
+    if on_invalid_utf8 not in ("skip", "error"):
+        raise InputError(f"on_invalid_utf8 must be 'skip' or 'error', not {on_invalid_utf8!r}")
+    index = 0
+    for path in expand_inputs(inputs):
+        if path.startswith("hf:"):
+            docs = _read_dataset(path, text_column, dataset_split)
+        else:
+            docs = _read_text_file(path, input_format, on_invalid_utf8)
+        for source, sentences in docs:
+            yield Document(index, source, sentences)
+            index += 1

@@ -1,0 +1,40 @@
+"""Helpers shared by the data-pipeline tests (real-text corpora, options, byte snapshots)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pathlib
+
+from data_pipeline import build
+
+CORPUS_DIR = pathlib.Path(__file__).resolve().parents[2] / "data" / "corpus"
+CORPUS_FILES = sorted(glob.glob(str(CORPUS_DIR / "*.txt")))
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"[unused{i}]" for i in range(5)]
+
+
+def read_documents(path: str, limit: int) -> list[list[str]]:
+    """The first ``limit`` documents (lists of sentence lines) of a corpus file."""
+    text = pathlib.Path(path).read_text(encoding="utf-8")
+    docs = [d.strip().split("\n") for d in text.split("\n\n") if d.strip()]
+    return docs[:limit]
+
+
+def write_corpus(path: pathlib.Path, docs: list[list[str]]) -> str:
+    path.write_text("\n\n".join("\n".join(d) for d in docs) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def make_options(inputs, vocab_file, **kw) -> build.BuildOptions:
+    defaults = dict(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2, num_shards=3, seed=7)
+    defaults.update(kw)
+    return build.BuildOptions(inputs=tuple(inputs), vocab_file=vocab_file, **defaults)
+
+
+def dir_bytes(directory: str) -> dict[str, bytes]:
+    """Every file of a built directory, by name (the data a byte-identity test compares)."""
+    return {
+        name: pathlib.Path(directory, name).read_bytes()
+        for name in sorted(os.listdir(directory))
+        if os.path.isfile(os.path.join(directory, name))
+    }
