@@ -1,0 +1,298 @@
+"""The BERT encoder as Flax linen modules: embeddings, attention, layer, encoder, pooler.
+
+Module and parameter names follow Hugging Face's ``modeling_flax_bert.py`` so a
+parameter path maps mechanically onto a PyTorch state-dict key
+(``encoder/layer/0/attention/self/query/kernel`` <-> ``encoder.layer.0.attention.self.query.weight``).
+Every parameter carries logical axis names (see ``LOGICAL_AXES``) and the large
+activations are constrained with them, so a sharding layout is a set of rules,
+not a model edit.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+from flax.core import meta
+
+from bert_jax.config import BertConfig
+
+# The closed vocabulary of logical axis names used by parameters and activations.
+LOGICAL_AXES = {
+    "vocab": "vocabulary rows of the word embedding / MLM output bias",
+    "embed": "hidden_size (model width)",
+    "heads": "num_heads * head_dim of the attention projections (the fused head axis of kernels)",
+    "kv": "head_dim of per-head activations [batch, length, heads, kv]",
+    "mlp": "intermediate_size of the feed-forward block",
+    "batch": "examples of a batch (activations only)",
+    "length": "sequence positions (activations only)",
+    "layers": "stacked encoder layers (scan_layers=True only)",
+}
+# Square dense layers with no natural second axis (pooler, MLM transform) use
+# ("embed", None): sharding both sides of a [hidden, hidden] matrix would force
+# an all-gather per call and the matrix is small.
+
+ACTIVATIONS = {
+    "gelu": functools.partial(jax.nn.gelu, approximate=False),  # torch's exact erf GELU
+    "gelu_new": functools.partial(jax.nn.gelu, approximate=True),
+    "gelu_pytorch_tanh": functools.partial(jax.nn.gelu, approximate=True),
+    "gelu_fast": functools.partial(jax.nn.gelu, approximate=True),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "tanh": jnp.tanh,
+}
+
+Dtype = Any
+
+
+def remat_policy_fn(name: str):
+    """Maps a ``remat_policy`` name to (use_remat, jax checkpoint policy)."""
+    if name == "none":
+        return False, None
+    if name == "full":
+        return True, None
+    policy = getattr(jax.checkpoint_policies, name, None)
+    if policy is None or name.startswith("_"):
+        names = [n for n in dir(jax.checkpoint_policies) if not n.startswith("_")]
+        raise ValueError(f"Unknown remat_policy {name!r}; use 'none', 'full' or one of {names}.")
+    if name in ("save_only_these_names", "save_any_names_but_these", "save_and_offload_only_these_names",
+                "save_anything_except_these_names", "save_from_both_policies"):
+        raise ValueError(f"remat_policy {name!r} needs arguments; pass a policy that takes none, e.g. 'dots_saveable'.")
+    return True, policy
+
+
+def dense(config: BertConfig, features: int, axes: tuple, dtype: Dtype, param_dtype: Dtype,
+          name: str, use_bias: bool = True) -> nn.Dense:
+    """A Dense layer whose kernel [in, out] and bias [out] carry logical axis names."""
+    init = nn.initializers.normal(stddev=config.initializer_range)
+    return nn.Dense(
+        features, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype, name=name,
+        kernel_init=nn.with_logical_partitioning(init, axes),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (axes[1],)))
+
+
+def layer_norm(config: BertConfig, dtype: Dtype, param_dtype: Dtype, name: str = "LayerNorm") -> nn.LayerNorm:
+    return nn.LayerNorm(
+        epsilon=config.layer_norm_eps, dtype=dtype, param_dtype=param_dtype, name=name,
+        scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("embed",)))
+
+
+def unboxed(tree):
+    """Strips logical-partitioning boxes (present during ``init``)."""
+    return meta.unbox(tree)
+
+
+class BertEmbeddings(nn.Module):
+    """Word + token-type + position embeddings, LayerNorm, dropout -> [batch, length, hidden]."""
+
+    config: BertConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, input_ids, token_type_ids, position_ids, deterministic: bool = True):
+        c = self.config
+        init = nn.initializers.normal(stddev=c.initializer_range)
+
+        def table(num, axes, name):
+            return nn.Embed(num, c.hidden_size, dtype=self.dtype, param_dtype=self.param_dtype, name=name,
+                            embedding_init=nn.with_logical_partitioning(init, axes))
+
+        words = table(c.vocab_size, ("vocab", "embed"), "word_embeddings")(input_ids.astype(jnp.int32))
+        types = table(c.type_vocab_size, (None, "embed"), "token_type_embeddings")(token_type_ids.astype(jnp.int32))
+        positions = table(c.max_position_embeddings, (None, "embed"), "position_embeddings")(position_ids.astype(jnp.int32))
+        # Same summation order as the PyTorch reference (words + types, then positions).
+        hidden = (words + types) + positions
+        hidden = layer_norm(c, self.dtype, self.param_dtype)(hidden)
+        hidden = nn.Dropout(c.hidden_dropout_prob)(hidden, deterministic=deterministic)
+        return nn.with_logical_constraint(hidden, ("batch", "length", "embed"))
+
+
+class BertSelfAttention(nn.Module):
+    """Multi-head attention; self- or cross-attention, optional causal mask and decoding cache."""
+
+    config: BertConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+    causal: bool = False
+
+    @nn.compact
+    def __call__(self, hidden, key_mask, kv_states=None, *, deterministic=True, output_attentions=False,
+                 decode=False):
+        """hidden [batch, q_len, hidden]; key_mask bool [batch, k_len] or None (True = attend);
+        kv_states [batch, k_len, hidden] for cross-attention. Returns ([batch, q_len, hidden], probs)."""
+        c = self.config
+        heads, head_dim = c.num_attention_heads, c.head_dim
+        source = hidden if kv_states is None else kv_states
+
+        def project(x, name):
+            y = dense(c, c.hidden_size, ("embed", "heads"), self.dtype, self.param_dtype, name)(x)
+            y = y.reshape(y.shape[:2] + (heads, head_dim))
+            return nn.with_logical_constraint(y, ("batch", "length", "heads", "kv"))
+
+        query, key, value = project(hidden, "query"), project(source, "key"), project(source, "value")
+        q_len = query.shape[1]
+
+        causal_mask = None  # [q_len, k_len]
+        if kv_states is None and decode:
+            key, value, causal_mask = self._update_cache(key, value, q_len)
+        elif kv_states is None and self.causal:
+            causal_mask = jnp.tril(jnp.ones((q_len, key.shape[1]), bool))
+        mask = None  # [batch, 1, q_len, k_len]
+        if key_mask is not None:
+            mask = key_mask[:, None, None, :].astype(bool)
+        if causal_mask is not None:
+            mask = causal_mask[None, None] if mask is None else mask & causal_mask[None, None]
+
+        dropout_rate = c.attention_probs_dropout_prob
+        if output_attentions or (not deterministic and dropout_rate > 0):
+            # The fused kernel returns neither probabilities nor applies dropout to them.
+            scores = jnp.einsum("bqhd,bkhd->bhqk", query, key) / jnp.sqrt(head_dim).astype(self.dtype)
+            if mask is not None:
+                # Add the dtype's minimum, as the PyTorch reference does.
+                scores = scores + jnp.where(mask, 0.0, jnp.finfo(scores.dtype).min).astype(scores.dtype)
+            probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(self.dtype)
+            dropped = nn.Dropout(dropout_rate)(probs, deterministic=deterministic)
+            context = jnp.einsum("bhqk,bkhd->bqhd", dropped, value)
+        else:
+            probs = None
+            context = jax.nn.dot_product_attention(query, key, value, mask=mask)
+        context = nn.with_logical_constraint(context, ("batch", "length", "heads", "kv"))
+        return context.reshape(context.shape[:2] + (c.hidden_size,)), probs
+
+    def _update_cache(self, key, value, q_len):
+        """Writes key/value [batch, q_len, heads, kv] at the cache index; returns the full cache
+        [batch, max_length, heads, kv] and the causal mask [q_len, max_length]."""
+        initialized = self.has_variable("cache", "cached_key")
+        cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
+        cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
+        cache_index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+        if not initialized:  # the init call only allocates a cache of the input's length
+            return key, value, jnp.tril(jnp.ones((q_len, key.shape[1]), bool))
+        index = cache_index.value
+        key = jax.lax.dynamic_update_slice(cached_key.value, key, (0, index, 0, 0))
+        value = jax.lax.dynamic_update_slice(cached_value.value, value, (0, index, 0, 0))
+        cached_key.value, cached_value.value = key, value
+        cache_index.value = index + q_len
+        query_positions = index + jnp.arange(q_len)
+        causal_mask = jnp.arange(key.shape[1])[None, :] <= query_positions[:, None]
+        return key, value, causal_mask
+
+
+class BertSelfOutput(nn.Module):
+    """Attention output projection, dropout, residual LayerNorm."""
+
+    config: BertConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, context, residual, deterministic=True):
+        c = self.config
+        hidden = dense(c, c.hidden_size, ("heads", "embed"), self.dtype, self.param_dtype, "dense")(context)
+        hidden = nn.Dropout(c.hidden_dropout_prob)(hidden, deterministic=deterministic)
+        return layer_norm(c, self.dtype, self.param_dtype)(hidden + residual)
+
+
+class BertAttention(nn.Module):
+    """``self`` (attention) + ``output`` (projection and residual LayerNorm)."""
+
+    config: BertConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+    causal: bool = False
+
+    @nn.compact
+    def __call__(self, hidden, key_mask, kv_states=None, *, deterministic=True, output_attentions=False,
+                 decode=False):
+        context, probs = BertSelfAttention(self.config, self.dtype, self.param_dtype, self.causal, name="self")(
+            hidden, key_mask, kv_states, deterministic=deterministic, output_attentions=output_attentions,
+            decode=decode)
+        out = BertSelfOutput(self.config, self.dtype, self.param_dtype, name="output")(context, hidden, deterministic)
+        return out, probs
+
+
+def layer_forward(module: nn.Module, hidden, key_mask, encoder_hidden_states, encoder_mask, deterministic,
+                  output_attentions, decode):
+    """The body of one transformer block, creating its submodules inside ``module``.
+
+    Shared by ``BertLayer`` (a Python loop of layers) and the scanned layer stack,
+    so both build identical parameter names. Returns (hidden, self probs, cross probs)."""
+    c, dtype, param_dtype = module.config, module.dtype, module.param_dtype
+    hidden, self_probs = BertAttention(c, dtype, param_dtype, c.is_decoder, name="attention")(
+        hidden, key_mask, deterministic=deterministic, output_attentions=output_attentions, decode=decode)
+    cross_probs = None
+    if c.add_cross_attention and encoder_hidden_states is not None:
+        hidden, cross_probs = BertAttention(c, dtype, param_dtype, name="crossattention")(
+            hidden, encoder_mask, encoder_hidden_states, deterministic=deterministic,
+            output_attentions=output_attentions)
+    intermediate = BertIntermediate(c, dtype, param_dtype, name="intermediate")(hidden)
+    hidden = BertOutput(c, dtype, param_dtype, name="output")(intermediate, hidden, deterministic)
+    return hidden, self_probs, cross_probs
+
+
+class BertLayer(nn.Module):
+    """One transformer block: self-attention, optional cross-attention, feed-forward."""
+
+    config: BertConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, hidden, key_mask, encoder_hidden_states, encoder_mask, deterministic=True,
+                 output_attentions=False, decode=False):
+        """hidden [batch, length, hidden] -> (hidden, self-attention probs, cross-attention probs).
+
+        Positional arguments only, so ``nn.remat`` can mark the booleans static."""
+        return layer_forward(self, hidden, key_mask, encoder_hidden_states, encoder_mask, deterministic,
+                             output_attentions, decode)
+
+
+class BertIntermediate(nn.Module):
+    """Feed-forward expansion: dense to intermediate_size and the activation."""
+
+    config: BertConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, hidden):
+        c = self.config
+        hidden = dense(c, c.intermediate_size, ("embed", "mlp"), self.dtype, self.param_dtype, "dense")(hidden)
+        hidden = ACTIVATIONS[c.hidden_act](hidden)
+        return nn.with_logical_constraint(hidden, ("batch", "length", "mlp"))
+
+
+class BertOutput(nn.Module):
+    """Feed-forward contraction, dropout, residual LayerNorm."""
+
+    config: BertConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, intermediate, residual, deterministic=True):
+        c = self.config
+        hidden = dense(c, c.hidden_size, ("mlp", "embed"), self.dtype, self.param_dtype, "dense")(intermediate)
+        hidden = nn.Dropout(c.hidden_dropout_prob)(hidden, deterministic=deterministic)
+        hidden = layer_norm(c, self.dtype, self.param_dtype)(hidden + residual)
+        return nn.with_logical_constraint(hidden, ("batch", "length", "embed"))
+
+
+class BertPooler(nn.Module):
+    """tanh(dense(first token)) -> [batch, hidden]."""
+
+    config: BertConfig
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, hidden):
+        c = self.config
+        first = hidden[:, 0]
+        return jnp.tanh(dense(c, c.hidden_size, ("embed", None), self.dtype, self.param_dtype, "dense")(first))

@@ -1,0 +1,144 @@
+"""Model features that need no reference implementation: gathered MLM positions,
+dtypes, logical axis annotations, dropout, input checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import flax.linen as nn
+from flax.core import meta
+
+from bert_jax import losses
+from bert_jax.config import BertConfig
+from bert_jax.modeling import LOGICAL_AXES, BertForPreTraining, BertForPreTrainingModule, BertLMHeadModel
+from bert_jax.modeling.modules import dummy_inputs
+
+
+@pytest.fixture(scope="module")
+def model(tiny_kwargs):
+    return BertForPreTraining(BertConfig(**tiny_kwargs), seed=0)
+
+
+def test_masked_lm_positions_gather_before_the_head(model, make_batch):
+    ids, mask, token_types = make_batch()
+    positions = np.array([[1, 4, 0], [2, 3, 5], [0, 1, 2]])
+    full = model(ids, mask, token_types)
+    gathered = model(ids, mask, token_types, masked_lm_positions=positions)
+    assert gathered.prediction_logits.shape == (3, 3, model.config.vocab_size)
+    expected = np.take_along_axis(np.asarray(full.prediction_logits), positions[..., None], axis=1)
+    np.testing.assert_allclose(gathered.prediction_logits, expected, atol=1e-6)
+
+    # Weighted loss over gathered positions equals the -100 form over the full sequence.
+    labels = np.array([[5, 6, 7], [8, 9, 10], [11, 12, 0]])
+    weights = np.array([[1, 1, 0], [1, 1, 1], [1, 1, 1]], np.float32)
+    nsp = np.array([0, 1, 0])
+    got = model(ids, mask, token_types, masked_lm_positions=positions, masked_lm_weights=weights,
+                labels=labels, next_sentence_label=nsp).loss
+    full_labels = np.full(ids.shape, -100)
+    for b in range(3):
+        for p, l, w in zip(positions[b], labels[b], weights[b]):
+            if w:
+                full_labels[b, p] = l
+    want = model(ids, mask, token_types, labels=full_labels, next_sentence_label=nsp).loss
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_bfloat16_compute_and_params(tiny_kwargs, make_batch, model):
+    ids, mask, token_types = make_batch()
+    config = BertConfig(**tiny_kwargs)
+    half = BertForPreTraining(config, dtype=jnp.bfloat16, params=model.params)
+    out = half(ids, mask, token_types)
+    assert out.prediction_logits.dtype == jnp.bfloat16
+    reference = model(ids, mask, token_types).prediction_logits
+    # bf16 has 8 mantissa bits: agreement to a few percent of the logit scale.
+    scale = float(np.abs(reference).max())
+    assert float(np.abs(np.asarray(out.prediction_logits, np.float32) - reference).max()) < 0.05 * scale + 0.05
+    stored = BertForPreTraining(config, param_dtype=jnp.bfloat16)
+    assert {x.dtype for x in jax.tree_util.tree_leaves(stored.params)} == {jnp.dtype(jnp.bfloat16)}
+
+
+def test_every_parameter_has_logical_axes_from_the_vocabulary(tiny_kwargs):
+    config = BertConfig(**tiny_kwargs)
+    module = BertForPreTrainingModule(config)
+    boxed = jax.eval_shape(lambda r: module.init({"params": r}, **dummy_inputs(config, "BertForPreTraining")),
+                           jax.random.key(0))["params"]
+    flat = jax.tree_util.tree_flatten_with_path(boxed, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))[0]
+    names = {}
+    for path, leaf in flat:
+        assert isinstance(leaf, nn.LogicallyPartitioned), f"{path} has no logical axis names"
+        key = "/".join(p.key for p in path)
+        names[key] = leaf.names
+        assert len(leaf.names) == leaf.value.ndim, key
+        assert set(leaf.names) - {None} <= set(LOGICAL_AXES), (key, leaf.names)
+    assert names["bert/embeddings/word_embeddings/embedding"] == ("vocab", "embed")
+    assert names["bert/embeddings/position_embeddings/embedding"] == (None, "embed")
+    assert names["bert/encoder/layer/0/attention/self/query/kernel"] == ("embed", "heads")
+    assert names["bert/encoder/layer/0/attention/self/query/bias"] == ("heads",)
+    assert names["bert/encoder/layer/0/attention/output/dense/kernel"] == ("heads", "embed")
+    assert names["bert/encoder/layer/1/intermediate/dense/kernel"] == ("embed", "mlp")
+    assert names["bert/encoder/layer/1/output/dense/kernel"] == ("mlp", "embed")
+    assert names["bert/encoder/layer/1/output/LayerNorm/scale"] == ("embed",)
+    assert names["cls/predictions/bias"] == ("vocab",)
+    # The annotations turn into partition specs through a rule set.
+    rules = (("vocab", "model"), ("embed", None), ("heads", "model"), ("mlp", "model"))
+    specs = nn.get_partition_spec(boxed)
+    spec = nn.logical_to_mesh_axes(specs["bert"]["encoder"]["layer"]["0"]["intermediate"]["dense"]["kernel"], rules)
+    assert tuple(spec) == (None, "model")
+    assert meta.unbox(boxed)["cls"]["predictions"]["bias"].shape == (config.vocab_size,)
+
+
+def test_dropout_is_on_only_in_training(model, make_batch):
+    ids, mask, token_types = make_batch()
+    eval_a = model(ids, mask, token_types).prediction_logits
+    train_a = model(ids, mask, token_types, train=True, dropout_rng=jax.random.key(1)).prediction_logits
+    train_b = model(ids, mask, token_types, train=True, dropout_rng=jax.random.key(1)).prediction_logits
+    train_c = model(ids, mask, token_types, train=True, dropout_rng=jax.random.key(2)).prediction_logits
+    np.testing.assert_array_equal(train_a, train_b)
+    assert not np.allclose(train_a, eval_a)
+    assert not np.allclose(train_a, train_c)
+    with pytest.raises(ValueError, match="dropout_rng"):
+        model(ids, train=True)
+
+
+def test_lm_head_model_requires_a_decoder_config(tiny_kwargs):
+    with pytest.raises(ValueError, match="is_decoder=True"):
+        BertLMHeadModel(BertConfig(**tiny_kwargs))
+
+
+def test_loss_pairs_match_numpy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 5, 7)).astype(np.float32)
+    labels = rng.integers(0, 7, size=(4, 5))
+    labels[0, :2] = -100
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, np.clip(labels, 0, None)[..., None], -1)[..., 0]
+    valid = labels != -100
+    total, count = losses.cross_entropy_with_ignore(jnp.asarray(logits), jnp.asarray(labels))
+    np.testing.assert_allclose(total, nll[valid].sum(), rtol=1e-5)
+    assert count == valid.sum()
+    weights = rng.random((4, 5)).astype(np.float32)
+    total, weight = losses.masked_lm_loss(jnp.asarray(logits), jnp.asarray(np.clip(labels, 0, None)), weights)
+    np.testing.assert_allclose(total, (nll * weights).sum(), rtol=1e-5)
+    np.testing.assert_allclose(weight, weights.sum(), rtol=1e-6)
+    correct, count = losses.accuracy_with_ignore(jnp.asarray(logits), jnp.asarray(labels))
+    assert correct == ((logits.argmax(-1) == labels) & valid).sum() and count == valid.sum()
+    x, y = rng.normal(size=(3, 4)), rng.integers(0, 2, (3, 4)).astype(np.float32)
+    bce = (np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))).sum()
+    np.testing.assert_allclose(losses.sigmoid_binary_cross_entropy(jnp.asarray(x), jnp.asarray(y))[0], bce, rtol=1e-5)
+    np.testing.assert_allclose(losses.mean_squared_error(jnp.asarray(x), jnp.asarray(y))[0], ((x - y) ** 2).sum(),
+                               rtol=1e-5)
+    assert float(losses.mean((jnp.float32(0), jnp.float32(0)))) == 0.0
+
+
+def test_remat_layer_loop_gives_the_same_outputs(model, make_batch):
+    # Gradients under remat (with dropout) are checked by the slow test in test_modeling_grads.
+    ids, mask, token_types = make_batch()
+    remat = BertForPreTraining(model.config, params=model.params, remat_policy="dots_saveable")
+    a = model(ids, mask, token_types, output_attentions=True)
+    b = remat(ids, mask, token_types, output_attentions=True)
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, atol=1e-6), a, b)
+
+
+def test_too_long_input_is_an_error(model):
+    with pytest.raises(ValueError, match="input length 65 exceeds max_position_embeddings=64"):
+        model(np.ones((1, 65), np.int32))

@@ -1,0 +1,117 @@
+"""BertConfig: Hugging Face field names and defaults, config.json round trips, validation."""
+
+import dataclasses
+import json
+import sys
+
+import pytest
+
+from bert_jax.config import BertConfig
+
+# bert-base-uncased's config.json as published (transformers 4.6 era), including keys we do not model.
+BERT_BASE_UNCASED = {
+    "architectures": ["BertForMaskedLM"],
+    "attention_probs_dropout_prob": 0.1,
+    "gradient_checkpointing": False,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "hidden_size": 768,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 512,
+    "model_type": "bert",
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "pad_token_id": 0,
+    "position_embedding_type": "absolute",
+    "transformers_version": "4.6.0.dev0",
+    "type_vocab_size": 2,
+    "use_cache": True,
+    "vocab_size": 30522,
+}
+
+
+def test_defaults_are_hugging_face_defaults():
+    c = BertConfig()
+    assert (c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size) == \
+        (30522, 768, 12, 12, 3072)
+    assert (c.hidden_act, c.hidden_dropout_prob, c.attention_probs_dropout_prob) == ("gelu", 0.1, 0.1)
+    assert (c.max_position_embeddings, c.type_vocab_size, c.initializer_range, c.layer_norm_eps) == \
+        (512, 2, 0.02, 1e-12)
+    assert (c.pad_token_id, c.position_embedding_type, c.is_decoder, c.add_cross_attention) == \
+        (0, "absolute", False, False)
+    assert (c.classifier_dropout, c.num_labels, c.problem_type, c.tie_word_embeddings) == (None, 2, None, True)
+    assert c.id2label == {0: "LABEL_0", 1: "LABEL_1"} and c.label2id == {"LABEL_0": 0, "LABEL_1": 1}
+
+
+def test_defaults_match_installed_transformers():
+    transformers = pytest.importorskip("transformers")
+    theirs = transformers.BertConfig().to_dict()
+    ours = BertConfig().to_dict()
+    for key, value in ours.items():
+        if key in theirs and key not in ("id2label", "extra"):
+            assert theirs[key] == value, key
+    assert {int(k): v for k, v in ours["id2label"].items()} == {int(k): v for k, v in theirs["id2label"].items()}
+
+
+def test_real_config_json_round_trips_with_extra_keys(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(BERT_BASE_UNCASED))
+    config = BertConfig.from_pretrained(tmp_path)
+    assert config.hidden_size == 768 and config.extra["architectures"] == ["BertForMaskedLM"]
+    assert config.extra["gradient_checkpointing"] is False
+    out = tmp_path / "out"
+    config.save_pretrained(out)
+    written = json.loads((out / "config.json").read_text())
+    for key, value in BERT_BASE_UNCASED.items():
+        assert written[key] == value, key
+    assert BertConfig.from_json_file(out / "config.json") == config
+    assert not list(out.glob("*.tmp"))
+
+
+def test_labels_and_overrides(tmp_path):
+    data = {**BERT_BASE_UNCASED, "id2label": {"0": "neg", "1": "neu", "2": "pos"},
+            "label2id": {"neg": 0, "neu": 1, "pos": 2}}
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    config = BertConfig.from_pretrained(tmp_path)
+    assert config.num_labels == 3 and config.id2label[2] == "pos" and config.label2id["neu"] == 1
+    resized = BertConfig.from_pretrained(tmp_path, num_labels=5)
+    assert resized.num_labels == 5 and resized.id2label[4] == "LABEL_4" and len(resized.label2id) == 5
+    assert config.replace(problem_type="regression").problem_type == "regression"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.hidden_size = 10
+    assert hash(config) == hash(BertConfig.from_pretrained(tmp_path))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"hidden_size": 100, "num_attention_heads": 12}, "hidden_size \\(100\\) must be divisible by num_attention_heads"),
+    ({"hidden_act": "gelu_magic"}, "hidden_act 'gelu_magic' is not supported"),
+    ({"vocab_size": -5}, "vocab_size must be a positive integer, got -5"),
+    ({"num_hidden_layers": 0}, "num_hidden_layers must be a positive integer"),
+    ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob must be in \\[0, 1\\)"),
+    ({"position_embedding_type": "relative_key"}, "only 'absolute'"),
+    ({"problem_type": "ranking"}, "problem_type 'ranking'"),
+    ({"add_cross_attention": True}, "needs is_decoder=True"),
+])
+def test_invalid_values_are_rejected(changes, message):
+    with pytest.raises(ValueError, match=message):
+        BertConfig(**changes)
+
+
+def test_bad_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text('{"hidden_size": 768,\n "num_attention_heads": 7}')
+    with pytest.raises(ValueError, match=f"{bad}.*divisible"):
+        BertConfig.from_json_file(bad)
+    bad.write_text('{"hidden_size": 768,\n oops}')
+    with pytest.raises(ValueError, match=f"{bad}:2: not valid JSON"):
+        BertConfig.from_json_file(bad)
+    with pytest.raises(FileNotFoundError, match="No config.json"):
+        BertConfig.from_pretrained(tmp_path / "missing")
+
+
+def test_importing_config_does_not_load_jax():
+    import subprocess
+
+    code = "import bert_jax.config, sys; assert 'jax' not in sys.modules, 'jax imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
