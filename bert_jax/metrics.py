@@ -1,0 +1,140 @@
+"""Metric accumulation and writing: TensorBoard, ``metrics.jsonl`` and console.
+
+``MetricWriter`` sends one dict of scalars per logged step to
+  * TensorBoard (tensorboardX) under ``W/tensorboard``, names namespaced
+    ``train/loss``, ``eval/mlm_accuracy``, ...;
+  * ``W/metrics.jsonl``: one JSON object per logged step (``{"step": s, ...}``),
+    appended and flushed, for scripts and plots;
+  * the console: a tqdm progress bar with rate and ETA plus a log line.
+Only process 0 writes; other processes get a writer whose methods do nothing.
+
+``Accumulator`` adds device scalars across steps without forcing a device
+sync each step; values are fetched once per log interval.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import jax
+
+log = logging.getLogger("bert_jax")
+
+
+class Accumulator:
+    """Running sums of scalar metrics (device arrays stay on device until ``mean``)."""
+
+    def __init__(self):
+        self._sums: dict[str, Any] = {}
+        self.count = 0
+
+    def add(self, metrics: dict) -> None:
+        for k, v in metrics.items():
+            self._sums[k] = v if k not in self._sums else self._sums[k] + v
+        self.count += 1
+
+    def mean(self) -> dict[str, float]:
+        host = jax.device_get(self._sums)
+        return {k: float(v) / max(self.count, 1) for k, v in host.items()}
+
+    def reset(self) -> None:
+        self._sums, self.count = {}, 0
+
+
+def _jsonable(v: Any) -> Any:
+    v = float(v)
+    return v if math.isfinite(v) else str(v)
+
+
+class MetricWriter:
+    """Writes scalars for process 0; a no-op elsewhere.
+
+    Args:
+      workdir: run directory (``metrics.jsonl`` and ``tensorboard/`` go there).
+      total_steps: for the progress bar's ETA.
+      initial_step: where the run (re)starts.
+      enabled: write at all (default: ``jax.process_index() == 0``).
+    """
+
+    def __init__(self, workdir: str, total_steps: int, initial_step: int = 0,
+                 enabled: bool | None = None, progress: bool = True):
+        self.enabled = (jax.process_index() == 0) if enabled is None else enabled
+        self._tb = None
+        self._jsonl = None
+        self._bar = None
+        if not self.enabled:
+            return
+        os.makedirs(workdir, exist_ok=True)
+        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+        try:
+            from tensorboardX import SummaryWriter
+            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        except ImportError:  # tensorboardX is a dependency; keep jsonl/console if absent
+            log.warning("tensorboardX is not installed; TensorBoard summaries are disabled.")
+        if progress:
+            from tqdm import tqdm
+            self._bar = tqdm(total=total_steps, initial=initial_step, unit="step",
+                             dynamic_ncols=True, desc="train")
+
+    def write(self, step: int, scalars: dict[str, float], prefix: str = "train") -> None:
+        if not self.enabled:
+            return
+        record = {"step": int(step)}
+        record.update({f"{prefix}/{k}": _jsonable(v) for k, v in scalars.items()})
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
+        if self._tb is not None:
+            for k, v in scalars.items():
+                self._tb.add_scalar(f"{prefix}/{k}", float(v), int(step))
+            self._tb.flush()
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()
+                          if k in ("loss", "mlm_accuracy", "nsp_accuracy", "seq_per_s", "mfu",
+                                   "learning_rate"))
+        log.info("%s step %d: %s", prefix, step, shown)
+        if self._bar is not None and prefix == "train":
+            self._bar.set_postfix_str(shown, refresh=False)
+
+    def advance(self, step: int) -> None:
+        if self._bar is not None:
+            self._bar.update(max(0, step - self._bar.n))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
+
+
+class Throughput:
+    """Step time, sequences/s, tokens/s and MFU over a logging interval."""
+
+    def __init__(self, global_batch_size: int, seq_length: int, flops_per_step: float,
+                 num_devices: int, peak_flops_per_device: float | None):
+        self.batch, self.seq = global_batch_size, seq_length
+        self.flops, self.devices, self.peak = flops_per_step, num_devices, peak_flops_per_device
+        self._t0, self._steps = time.perf_counter(), 0
+
+    def tick(self) -> None:
+        self._steps += 1
+
+    def read(self) -> dict[str, float]:
+        """Figures since the last ``read`` (call after the metrics were fetched,
+        so the device work of the interval is complete)."""
+        now = time.perf_counter()
+        dt = (now - self._t0) / max(self._steps, 1)
+        self._t0, self._steps = now, 0
+        out = {"step_time_s": dt, "seq_per_s": self.batch / dt, "tokens_per_s": self.batch * self.seq / dt}
+        if self.peak:
+            out["mfu"] = self.flops / dt / (self.devices * self.peak)
+        return out
+
+
+def to_host(metrics: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in jax.device_get(metrics).items()}

@@ -1,0 +1,137 @@
+"""The pretraining task: masked-LM at the masked positions only, plus optional NSP.
+
+Batch (from ``data_pipeline.loader.PretrainingLoader``):
+  ``input_ids, attention_mask, token_type_ids`` int32 ``[batch, length]``;
+  ``masked_lm_positions, masked_lm_ids`` int32 ``[batch, max_predictions]``;
+  ``masked_lm_weights`` float32 ``[batch, max_predictions]`` (0 = padding);
+  ``next_sentence_label`` int32 ``[batch]``.
+
+Loss = sum(MLM cross-entropy * weight) / sum(weight)
+     + [use_nsp] * mean(NSP cross-entropy).
+The model gathers the masked positions before the vocabulary projection, so
+no ``[batch, length, vocab]`` logits are ever formed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _cross_entropy(logits, labels):
+    """Per-example cross-entropy in float32; ``logits [..., classes]``, ``labels [...]``."""
+    logits = logits.astype(jnp.float32)
+    logz = jax.nn.logsumexp(logits, axis=-1)
+    picked = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
+    return logz - picked
+
+
+@dataclass(frozen=True)
+class PretrainingTask:
+    """Args:
+      module: a Flax module with the ``BertForPreTrainingModule`` call signature.
+      max_seq_length, max_predictions_per_seq: the batch layout.
+      use_nsp: add the next-sentence loss (RoBERTa-style runs turn it off).
+    """
+
+    module: Any
+    max_seq_length: int
+    max_predictions_per_seq: int
+    use_nsp: bool = True
+
+    @property
+    def batch_spec(self) -> dict[str, tuple[Any, tuple[int, ...]]]:
+        seq, pred = self.max_seq_length, self.max_predictions_per_seq
+        return {
+            "input_ids": (np.int32, (seq,)),
+            "attention_mask": (np.int32, (seq,)),
+            "token_type_ids": (np.int32, (seq,)),
+            "masked_lm_positions": (np.int32, (pred,)),
+            "masked_lm_ids": (np.int32, (pred,)),
+            "masked_lm_weights": (np.float32, (pred,)),
+            "next_sentence_label": (np.int32, ()),
+        }
+
+    def init_params(self, rng):
+        """Boxed parameters (``nn.Partitioned`` with logical axis names)."""
+        seq = self.max_seq_length
+        ids = jnp.zeros((1, seq), jnp.int32)
+        pos = jnp.zeros((1, self.max_predictions_per_seq), jnp.int32)
+        variables = self.module.init({"params": rng, "dropout": rng}, ids, jnp.ones_like(ids),
+                                     ids, deterministic=True, masked_lm_positions=pos)
+        return variables["params"]
+
+    def denominators(self, batch) -> dict[str, jax.Array]:
+        mlm = jnp.maximum(jnp.sum(batch["masked_lm_weights"].astype(jnp.float32)), 1.0)
+        nsp = jnp.asarray(batch["next_sentence_label"].shape[0], jnp.float32)
+        return {"mlm": mlm, "nsp": nsp}
+
+    def loss(self, params, batch, rng, denominators, deterministic: bool = False):
+        """Scalar loss (already divided by the global denominators) and metric sums."""
+        out = self.module.apply(
+            {"params": params}, batch["input_ids"], batch["attention_mask"],
+            batch["token_type_ids"], deterministic=deterministic,
+            masked_lm_positions=batch["masked_lm_positions"], rngs={"dropout": rng})
+        logits = out.prediction_logits  # [batch, max_predictions, vocab]
+        weights = batch["masked_lm_weights"].astype(jnp.float32)
+        labels = batch["masked_lm_ids"]
+        mlm_xent = _cross_entropy(logits, labels)
+        mlm_sum = jnp.sum(mlm_xent * weights)
+        mlm_correct = jnp.sum((jnp.argmax(logits, -1) == labels) * weights)
+        loss = mlm_sum / denominators["mlm"]
+        sums = {"mlm_loss": mlm_sum, "mlm_correct": mlm_correct, "mlm_weight": jnp.sum(weights)}
+        nsp_logits = out.seq_relationship_logits  # [batch, 2]
+        nsp_labels = batch["next_sentence_label"]
+        nsp_xent = _cross_entropy(nsp_logits, nsp_labels)
+        sums["nsp_loss"] = jnp.sum(nsp_xent)
+        sums["nsp_correct"] = jnp.sum(jnp.argmax(nsp_logits, -1) == nsp_labels).astype(jnp.float32)
+        sums["nsp_count"] = jnp.asarray(nsp_labels.shape[0], jnp.float32)
+        if self.use_nsp:
+            loss = loss + sums["nsp_loss"] / denominators["nsp"]
+        return loss, sums
+
+    def metrics_from_sums(self, sums) -> dict[str, jax.Array]:
+        mlm_w = jnp.maximum(sums["mlm_weight"], 1.0)
+        nsp_n = jnp.maximum(sums["nsp_count"], 1.0)
+        return {
+            "mlm_loss": sums["mlm_loss"] / mlm_w,
+            "mlm_accuracy": sums["mlm_correct"] / mlm_w,
+            "nsp_loss": sums["nsp_loss"] / nsp_n,
+            "nsp_accuracy": sums["nsp_correct"] / nsp_n,
+        }
+
+    def flops_per_example(self, config) -> float:
+        """Model FLOPs (forward + backward) for one example; see ``bert_jax.flops``."""
+        from bert_jax.flops import bert_pretraining_flops
+        return bert_pretraining_flops(config, self.max_seq_length, self.max_predictions_per_seq)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def open_loader(shard_dir: str, cfg, *, seed: int, shuffle_seed_offset: int = 0):
+    """This process's ``PretrainingLoader`` over ``shard_dir``, checked against the run config
+    (``data.*``, ``global_batch_size``, ``model.vocab_size``); a mismatch raises ValueError
+    saying which setting to change."""
+    import jax
+    from data_pipeline.loader import PretrainingLoader
+    loader = PretrainingLoader(shard_dir, cfg.global_batch_size, process_index=jax.process_index(),
+                               process_count=jax.process_count(), seed=seed + shuffle_seed_offset,
+                               dynamic_masking=cfg.data.dynamic_masking or None,
+                               prefetch=cfg.data.prefetch, drop_remainder=True)
+    manifest = loader.manifest
+    for field in ("max_seq_length", "max_predictions_per_seq"):
+        have, want = manifest.get(field), cfg.data[field]
+        _require(have == want, f"shards in {shard_dir} have {field}={have} but the config says {want}; "
+               f"set --config.data.{field}={have} or rebuild the shards with {want}.")
+    vocab = cfg.model.vocab_size
+    _require(vocab == -1 or manifest.get("vocab_size") in (None, vocab) or vocab > manifest["vocab_size"],
+           f"shards in {shard_dir} use a vocabulary of {manifest.get('vocab_size')} tokens but "
+           f"model.vocab_size={vocab}; set --config.model.vocab_size=-1 to take it from the shards.")
+    return loader

@@ -1,0 +1,1 @@
+"""Pretraining configs; ``common.base_config()`` holds every field with its default."""
