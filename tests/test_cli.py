@@ -1,0 +1,35 @@
+"""The `bert-jax` dispatcher: every command resolves to a real function."""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from bert_jax import cli
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_every_command_resolves(command):
+    module_name, func_name, _ = cli.COMMANDS[command]
+    func = getattr(importlib.import_module(module_name), func_name)
+    assert callable(func)
+
+
+def test_unknown_command_is_an_error(capsys):
+    assert cli.main(["no-such-command"]) == 2
+    assert "unknown command 'no-such-command'" in capsys.readouterr().err
+
+
+def test_help_lists_commands(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in cli.COMMANDS:
+        assert command in out
+
+
+def test_package_import_does_not_load_jax():
+    # The data pipeline imports bert_jax for its tokenizer; that must stay light.
+    code = "import bert_jax, data_pipeline, sys; print('jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
