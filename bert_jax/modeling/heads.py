@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from bert_jax.config import BertConfig
-from bert_jax.modeling.layers import ACTIVATIONS, Dtype, dense, layer_norm
+from bert_jax.modeling.layers import ACTIVATIONS, Dtype, dense, einsum, layer_norm
 
 
 class BertPredictionHeadTransform(nn.Module):
@@ -42,7 +42,7 @@ class BertLMPredictionHead(nn.Module):
         c = self.config
         hidden = BertPredictionHeadTransform(c, self.dtype, self.param_dtype, name="transform")(hidden)
         if c.tie_word_embeddings:
-            logits = hidden @ jnp.asarray(word_embeddings, self.dtype).T
+            logits = einsum("...h,vh->...v", hidden, jnp.asarray(word_embeddings, self.dtype), self.dtype)
         else:
             logits = dense(c, c.vocab_size, ("embed", "vocab"), self.dtype, self.param_dtype, "decoder",
                            use_bias=False)(hidden)
