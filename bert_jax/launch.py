@@ -1,4 +1,4 @@
-"""``bert-jax pretrain`` / ``bert-jax finetune``: configs, overrides and the pretraining run.
+"""``bert-jax pretrain`` / ``bert-jax finetune``: configs, overrides and the one training wiring.
 
 The only module that reads command-line flags. It
   * loads ``--config FILE[:ARG]`` (a Python file whose ``get_config([arg])``
@@ -6,8 +6,12 @@ The only module that reads command-line flags. It
     overrides; an unknown field is an error that lists close matches;
   * initialises ``jax.distributed`` from the config or the environment;
   * validates everything that can be checked before compute (mesh, batch,
-    shards, existing checkpoints), then wires mesh, model, optimizer, loader
-    and checkpoints into ``bert_jax.train.fit`` (``run_pretraining``).
+    data, init_from, existing checkpoints), then wires mesh, model, optimizer,
+    loader, checkpoints and hooks into ``bert_jax.train.fit`` (``run_training``).
+
+Pretraining and fine-tuning are modes of that one wiring: each only supplies a
+``bert_jax.tasks.TrainingJob`` (task, data, starting parameters) --
+``pretraining_job`` here, ``bert_jax.tasks.classification.build_finetune_job``.
 
 Resume order: the workdir's own latest checkpoint -> ``init_from`` -> scratch.
 SIGTERM saves a checkpoint at the current step and exits with code 143.
@@ -35,17 +39,14 @@ class ConfigError(ValueError):
     """A setting that cannot work; the message says what to change."""
 
 
-def pretrain_defaults() -> ml_collections.ConfigDict:
-    """Every pretraining config field with its default; recipes override a few.
+def _common_defaults() -> ml_collections.ConfigDict:
+    """The fields every training mode shares (model, optimizer, mesh, checkpoints, logging).
 
     Fields (all overridable as ``--config.<path>=<value>``):
-      model.*                  BertConfig fields (Hugging Face names); vocab_size -1 = from the shards
+      model.*                  BertConfig fields (Hugging Face names); vocab_size -1 = from the data
       model_dtype              compute dtype: "float32" or "bfloat16" (params stay float32)
       remat_policy             "none", "full", "dots" ... (see bert_jax.modeling.layers.remat_policy_fn)
       scan_layers              scan over encoder layers (faster compiles for deep models)
-      use_nsp                  add the next-sentence loss
-      data.train_dir/eval_dir  shard directories from ``bert-jax data build``
-      data.max_seq_length, data.max_predictions_per_seq  must equal the shards' manifest
       global_batch_size        sequences per optimizer step, over all hosts
       num_microbatches         gradient accumulation steps per optimizer step
       optim.*                  see bert_jax.optim (name, learning_rate, total_steps, warmup ...)
@@ -68,10 +69,6 @@ def pretrain_defaults() -> ml_collections.ConfigDict:
     c.model_dtype = "bfloat16"
     c.remat_policy = "none"
     c.scan_layers = False
-    c.use_nsp = True
-    c.data = ml_collections.ConfigDict(dict(
-        train_dir="", eval_dir="", max_seq_length=128, max_predictions_per_seq=20,
-        dynamic_masking=False, prefetch=2))
     c.global_batch_size = 256
     c.num_microbatches = 1
     c.optim = ml_collections.ConfigDict(dict(
@@ -93,6 +90,55 @@ def pretrain_defaults() -> ml_collections.ConfigDict:
     return c
 
 
+def pretrain_defaults() -> ml_collections.ConfigDict:
+    """Every pretraining config field with its default; recipes override a few.
+
+    The shared fields are described in ``_common_defaults``; pretraining adds:
+      use_nsp                  add the next-sentence loss
+      data.train_dir/eval_dir  shard directories from ``bert-jax data build``
+      data.max_seq_length, data.max_predictions_per_seq  must equal the shards' manifest
+      data.dynamic_masking, data.prefetch  loader options
+    model.vocab_size -1 takes the vocabulary size from the shards.
+    """
+    c = _common_defaults()
+    c.use_nsp = True
+    c.data = ml_collections.ConfigDict(dict(
+        train_dir="", eval_dir="", max_seq_length=128, max_predictions_per_seq=20,
+        dynamic_masking=False, prefetch=2))
+    return c
+
+
+def finetune_defaults() -> ml_collections.ConfigDict:
+    """Every fine-tuning config field with its default (the shared ones from ``_common_defaults``).
+
+    Fine-tuning adds:
+      task                     a registered task (``bert_jax.tasks.classification.FINETUNE_DATA``)
+      data.corpus_dir          the task's text (docs_section: one BERT-format file per label)
+      data.labels              label names (docs_section: corpus file names without .txt)
+      data.vocab_file          "" = the vocabulary that came with init_from
+      data.lowercase           tokenizer lower-casing (uncased vocabularies)
+      data.max_seq_length      tokens per example (truncated / padded)
+      data.dev_percent         share of documents held out for the dev split
+      data.balance             cap every label at the smallest label's count (baseline 1 / num_labels)
+      data.max_per_label       cap on sentences per label and split (0 = all), to balance classes
+    ``init_from`` is required ("scratch" = a randomly initialised encoder); the workdir's own
+    checkpoint still wins over it on restart. ``eval_steps`` 0 = the whole dev split; it is
+    always evaluated at the end and written to ``<workdir>/eval/dev_results.json``.
+    """
+    c = _common_defaults()
+    c.task = "docs_section"
+    c.data = ml_collections.ConfigDict(dict(
+        corpus_dir="", labels=("tutorial", "library", "reference", "whatsnew"), vocab_file="",
+        lowercase=True, max_seq_length=128, dev_percent=15, max_per_label=0, balance=True))
+    c.model.vocab_size = -1
+    c.global_batch_size = 32
+    c.optim.update(learning_rate=5e-5, total_steps=1000, warmup_steps=-1, warmup_fraction=0.1)
+    c.checkpoint.every_steps = 500
+    c.log_every_steps = 50
+    c.eval_steps = 0
+    return c
+
+
 # ----------------------------------------------------------------------------- config files
 
 
@@ -102,7 +148,8 @@ def load_config(path: str, overrides: list[str] = ()) -> ml_collections.ConfigDi
     if ":" in path and not os.path.exists(path):
         path, arg = path.rsplit(":", 1)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file {path!r} not found; pass e.g. --config configs/pretrain/tiny.py")
+        raise FileNotFoundError(f"config file {path!r} not found; pass e.g. --config configs/pretrain/tiny.py "
+                                "or --config configs/finetune/docs_section.py")
     spec = importlib.util.spec_from_file_location(f"_bert_jax_config_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -133,7 +180,8 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     for i, part in enumerate(parts):
         if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
             close = difflib.get_close_matches(key, _all_keys(config), n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(close)}?" if close else " See bert_jax.launch.pretrain_defaults for all fields."
+            hint = (f" Did you mean {', '.join(close)}?" if close else
+                    " See bert_jax.launch.pretrain_defaults / finetune_defaults for all fields.")
             raise ValueError(f"unknown config field {key!r}.{hint}")
         if i < len(parts) - 1:
             node = node[part]
@@ -205,17 +253,68 @@ def _load_init_params(path: str, scan_layers: bool):
                       "Hugging Face model directory, or '' to start from scratch.")
 
 
-def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> dict:
-    """Build everything from ``config`` and train (or resume) in ``workdir``.
+def pretraining_job(module=None, make_loader=None):
+    """``make_job`` for ``run_training``: MLM(+NSP) on shards from ``bert-jax data build``.
 
     Args:
-      config: a pretraining ``ConfigDict`` (see ``pretrain_defaults``).
-      workdir: run directory; an existing checkpoint there is resumed.
       module: optional Flax module to train instead of ``BertForPreTrainingModule``.
-      make_loader: optional ``(shard_dir, config, seed) -> loader`` replacing
-        ``open_loader`` (loaders follow the ``PretrainingLoader`` interface).
+      make_loader: optional ``(shard_dir, config, seed) -> loader`` replacing ``open_loader``.
+    """
+    def make_job(cfg, params_key, *, resuming: bool):
+        import itertools
+        import jax.numpy as jnp
+        from bert_jax.config import BertConfig
+        from bert_jax.tasks import PretrainingTask, TrainingJob
+        from bert_jax.tasks.pretraining import open_loader
+
+        _check(bool(cfg.data.train_dir) or make_loader is not None,
+               "data.train_dir is empty; pass --config.data.train_dir=SHARD_DIR (from 'bert-jax data build').")
+        opener = make_loader or (lambda d, c, seed: open_loader(d, c, seed=seed))
+        loader = opener(cfg.data.train_dir, cfg, int(cfg.seed))
+        vocab_size = cfg.model.vocab_size if cfg.model.vocab_size > 0 else int(loader.manifest["vocab_size"])
+        _check(cfg.data.max_seq_length <= cfg.model.max_position_embeddings,
+               f"data.max_seq_length={cfg.data.max_seq_length} exceeds model.max_position_embeddings="
+               f"{cfg.model.max_position_embeddings}; raise the latter or use shorter shards.")
+        try:
+            model_cfg = BertConfig(**{**cfg.model.to_dict(), "vocab_size": vocab_size})
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"model config: {e}") from None
+        model = module
+        if model is None:
+            from bert_jax.modeling import BertForPreTrainingModule
+            dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[cfg.model_dtype]
+            model = BertForPreTrainingModule(model_cfg, dtype=dtype, param_dtype=jnp.float32,
+                                             remat_policy=cfg.remat_policy, scan_layers=cfg.scan_layers)
+        task = PretrainingTask(model, cfg.data.max_seq_length, cfg.data.max_predictions_per_seq,
+                               use_nsp=cfg.use_nsp)
+
+        def eval_batches():
+            eval_loader = opener(cfg.data.eval_dir, cfg, int(cfg.seed) + 1)
+            try:
+                yield from itertools.islice(eval_loader, cfg.eval_steps)
+            finally:
+                if hasattr(eval_loader, "close"):
+                    eval_loader.close()
+
+        init = (lambda: _load_init_params(cfg.init_from, cfg.scan_layers)) if cfg.init_from else None
+        return TrainingJob(task=task, model_config=model_cfg, loader=loader,
+                           eval_batches=eval_batches if cfg.data.eval_dir else None, init_params=init)
+    return make_job
+
+
+def run_training(config, workdir: str, make_job) -> dict:
+    """Build mesh, state, checkpoints and hooks around a job and train (or resume) in ``workdir``.
+
+    The one wiring of every training mode; only ``make_job`` differs.
+
+    Args:
+      config: a ``ConfigDict`` with the ``_common_defaults`` fields plus the mode's own.
+      workdir: run directory; an existing checkpoint there is resumed (it wins over ``init_from``).
+      make_job: ``(frozen_config, params_key, *, resuming) -> bert_jax.tasks.TrainingJob``;
+        a ValueError it raises becomes a ``ConfigError``.
     Returns:
-      The last logged metrics plus ``step`` and ``preempted``.
+      The last logged train metrics plus ``step``, ``preempted`` and ``eval`` (the last
+      evaluation's metrics, ``{}`` when none ran).
     """
     from bert_jax import partitioning as _p
     try:
@@ -225,8 +324,6 @@ def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> d
     import jax
     import jax.numpy as jnp
     from bert_jax import checkpointing, flops, metrics as metrics_lib, optim, partitioning, train
-    from bert_jax.tasks import PretrainingTask
-    from bert_jax.tasks.pretraining import open_loader
 
     cfg = ml_collections.FrozenConfigDict(config)
     # --- checks that need no compute
@@ -242,43 +339,28 @@ def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> d
            f"data-parallel size {dp} (mesh data x fsdp); make it a multiple of {dp * nmb}.")
     _check(gbs % jax.process_count() == 0,
            f"global_batch_size={gbs} is not divisible by the {jax.process_count()} processes.")
-    _check(bool(cfg.data.train_dir) or make_loader is not None,
-           "data.train_dir is empty; pass --config.data.train_dir=SHARD_DIR (from 'bert-jax data build').")
-    root = jax.random.PRNGKey(cfg.seed)
-    params_key, dropout_key = jax.random.split(root)
-    data_seed = int(cfg.seed)
-    opener = make_loader or (lambda d, c, seed: open_loader(d, c, seed=seed))
-    try:
-        loader = opener(cfg.data.train_dir, cfg, data_seed)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    vocab_size = cfg.model.vocab_size if cfg.model.vocab_size > 0 else int(loader.manifest["vocab_size"])
-    from bert_jax.config import BertConfig
     _check(cfg.model_dtype in ("float32", "bfloat16"),
            f"model_dtype={cfg.model_dtype!r}; use 'float32' or 'bfloat16'.")
-    _check(cfg.data.max_seq_length <= cfg.model.max_position_embeddings,
-           f"data.max_seq_length={cfg.data.max_seq_length} exceeds model.max_position_embeddings="
-           f"{cfg.model.max_position_embeddings}; raise the latter or use shorter shards.")
+    root = jax.random.PRNGKey(cfg.seed)
+    params_key, dropout_key = jax.random.split(root)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+
+    def open_manager():
+        return checkpointing.make_manager(ckpt_dir, keep=cfg.checkpoint.keep,
+                                          keep_period=cfg.checkpoint.keep_period,
+                                          async_save=cfg.checkpoint.async_save)
+
+    # The manager creates its directory: open it only once the job is known to be valid.
+    manager = open_manager() if os.path.isdir(ckpt_dir) else None
+    latest = manager.latest_step() if manager else None
     try:
-        model_cfg = BertConfig(**{**cfg.model.to_dict(), "vocab_size": vocab_size})
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"model config: {e}") from None
-    if module is None:
-        from bert_jax.modeling import BertForPreTrainingModule
-        dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[cfg.model_dtype]
-        module = BertForPreTrainingModule(model_cfg, dtype=dtype, param_dtype=jnp.float32,
-                                          remat_policy=cfg.remat_policy, scan_layers=cfg.scan_layers)
-    task = PretrainingTask(module, cfg.data.max_seq_length, cfg.data.max_predictions_per_seq,
-                           use_nsp=cfg.use_nsp)
-    try:
+        job = make_job(cfg, params_key, resuming=latest is not None)
         tx, schedule = optim.make_optimizer(cfg.optim), optim.make_schedule(cfg.optim)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         raise ConfigError(str(e)) from None
+    task, model_cfg, loader = job.task, job.model_config, job.loader
+    manager = manager or open_manager()
     rules = partitioning.rules_from_config(cfg.logical_axis_rules)
-    manager = checkpointing.make_manager(os.path.join(workdir, "checkpoints"),
-                                         keep=cfg.checkpoint.keep, keep_period=cfg.checkpoint.keep_period,
-                                         async_save=cfg.checkpoint.async_save)
-    latest = manager.latest_step()
     abstract_params = partitioning.unbox(jax.eval_shape(task.init_params, params_key))
     if latest is not None:
         try:
@@ -288,7 +370,10 @@ def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> d
             raise ConfigError(str(e)) from None
 
     # --- state: own checkpoint -> init_from -> scratch
-    init_params = _load_init_params(cfg.init_from, cfg.scan_layers) if (latest is None and cfg.init_from) else None
+    try:
+        init_params = job.init_params() if (latest is None and job.init_params) else None
+    except (ValueError, FileNotFoundError) as e:
+        raise ConfigError(f"init_from={cfg.init_from}: {e}") from None
     try:
         state, shardings, _ = train.create_train_state(task, tx, mesh, rules, params_key, dropout_key,
                                                        params=init_params)
@@ -305,8 +390,9 @@ def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> d
     if jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
         resolved = json.loads(config.to_json_best_effort())
-        resolved["resolved"] = {"mesh": dict(mesh.shape), "vocab_size": vocab_size,
-                                "num_processes": jax.process_count(), "num_devices": jax.device_count()}
+        resolved["resolved"] = {"mesh": dict(mesh.shape), "vocab_size": model_cfg.vocab_size,
+                                "num_processes": jax.process_count(), "num_devices": jax.device_count(),
+                                **({"data": job.info} if job.info else {})}
         _atomic_write_text(os.path.join(workdir, "config.json"), json.dumps(resolved, indent=2) + "\n")
     meta = {"param_shapes": checkpointing.param_shapes(state.params), "model": model_cfg.to_dict(),
             "mesh_shape": list(mesh.devices.shape)}
@@ -316,15 +402,33 @@ def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> d
     total = int(cfg.optim.total_steps)
     writer = metrics_lib.MetricWriter(workdir, total, int(state.step))
     peak = cfg.peak_flops_per_device or flops.peak_flops_per_device(jax.devices()[0].device_kind)
-    throughput = metrics_lib.Throughput(gbs, cfg.data.max_seq_length,
+    throughput = metrics_lib.Throughput(gbs, task.max_seq_length,
                                         task.flops_per_example(model_cfg) * gbs, jax.device_count(), peak)
     acc, last, stop = metrics_lib.Accumulator(), {}, {"flag": False}
     batches = train.GlobalBatches(loader, mesh)
-    saved = {"step": latest}
+    saved, evaluated = {"step": latest}, {"step": None, "values": {}}
 
     def save(step, state, force=False):
         if checkpointing.save(manager, step, state, batches.position, meta, force=force):
             saved["step"] = step
+
+    def evaluate(step, state):
+        sums = None
+        for local in job.eval_batches():
+            out = eval_fn(state.params, partitioning.make_global_batch(local, mesh))
+            sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
+        values = metrics_lib.to_host(task.metrics_from_sums(sums)) if sums is not None else {}
+        writer.write(step, values, prefix="eval")
+        evaluated.update(step=step, values=values)
+        if job.results_name and jax.process_index() == 0:
+            directory = os.path.join(workdir, "eval")
+            os.makedirs(directory, exist_ok=True)
+            record = {"step": int(step), "split": job.results_name, **values,
+                      **{k: v for k, v in job.info.items() if k in ("task", "labels")},
+                      **{k: job.info[job.results_name][k] for k in ("num_examples", "majority_baseline")
+                         if k in job.info.get(job.results_name, {})}}
+            _atomic_write_text(os.path.join(directory, f"{job.results_name}_results.json"),
+                               json.dumps(record, indent=2) + "\n")
 
     def on_step(step, state, m):
         throughput.tick()
@@ -340,8 +444,8 @@ def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> d
             last.clear()
             last.update(values)
         writer.advance(step)
-        if cfg.eval_every_steps and cfg.data.eval_dir and step % cfg.eval_every_steps == 0:
-            writer.write(step, evaluate(state), prefix="eval")
+        if cfg.eval_every_steps and job.eval_batches and step % cfg.eval_every_steps == 0:
+            evaluate(step, state)
         if cfg.checkpoint.every_steps and step % cfg.checkpoint.every_steps == 0:
             train.check_finite(step, m)
             save(step, state)
@@ -355,22 +459,12 @@ def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> d
                 save(step, state, force=True)
             raise train.StopTraining
 
-    def evaluate(state):
-        eval_loader = opener(cfg.data.eval_dir, cfg, data_seed + 1)
-        sums = None
-        for i, local in enumerate(eval_loader):
-            if i >= cfg.eval_steps:
-                break
-            out = eval_fn(state.params, partitioning.make_global_batch(local, mesh))
-            sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
-        if hasattr(eval_loader, "close"):
-            eval_loader.close()
-        return metrics_lib.to_host(task.metrics_from_sums(sums)) if sums is not None else {}
-
     def on_end(step, state):
         if saved["step"] != step and step > 0:
             save(step, state, force=True)
         manager.wait_until_finished()
+        if job.eval_at_end and job.eval_batches and not stop["flag"] and evaluated["step"] != step:
+            evaluate(step, state)
 
     previous = signal.getsignal(signal.SIGTERM)
     if threading_main():
@@ -384,7 +478,36 @@ def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> d
             loader.close()
         if threading_main():
             signal.signal(signal.SIGTERM, previous)
-    return {**last, "step": int(state.step), "preempted": stop["flag"]}
+    return {**last, "step": int(state.step), "preempted": stop["flag"], "eval": evaluated["values"]}
+
+
+def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> dict:
+    """Pretrain (or resume) in ``workdir``: ``run_training`` with ``pretraining_job``.
+
+    Args:
+      config: a pretraining ``ConfigDict`` (see ``pretrain_defaults``).
+      workdir: run directory; an existing checkpoint there is resumed.
+      module: optional Flax module to train instead of ``BertForPreTrainingModule``.
+      make_loader: optional ``(shard_dir, config, seed) -> loader`` replacing
+        ``open_loader`` (loaders follow the ``PretrainingLoader`` interface).
+    Returns:
+      The last logged metrics plus ``step`` and ``preempted``.
+    """
+    return run_training(config, workdir, pretraining_job(module, make_loader))
+
+
+def run_finetuning(config, workdir: str) -> dict:
+    """Fine-tune (or resume) in ``workdir``: ``run_training`` with the classification job.
+
+    Args:
+      config: a fine-tuning ``ConfigDict`` (see ``finetune_defaults``).
+      workdir: run directory; its own checkpoint wins over ``init_from``.
+    Returns:
+      The last logged train metrics plus ``step``, ``preempted`` and ``eval`` (the final
+      dev metrics: ``loss``, ``accuracy``), as also written to ``workdir/eval/dev_results.json``.
+    """
+    from bert_jax.tasks.classification import build_finetune_job
+    return run_training(config, workdir, build_finetune_job)
 
 
 def threading_main() -> bool:
@@ -395,34 +518,32 @@ def threading_main() -> bool:
 # ----------------------------------------------------------------------------- entry points
 
 
-def pretrain_main(argv: list[str]) -> int:
-    """``bert-jax pretrain --config FILE --workdir W [--config.x=v ...]``."""
-    args, overrides = _parse_args(argv, "bert-jax pretrain")
+def _main(argv: list[str], prog: str, run) -> int:
+    args, overrides = _parse_args(argv, prog)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save step at INFO
     try:
         config = load_config(args.config, overrides)
     except (ValueError, FileNotFoundError) as e:
-        print(f"bert-jax pretrain: {e}", file=sys.stderr)
+        print(f"{prog}: {e}", file=sys.stderr)
         return 2
     from bert_jax.train import NonFiniteLoss
     try:
-        result = run_pretraining(config, args.workdir)
+        result = run(config, args.workdir)
     except ConfigError as e:
-        print(f"bert-jax pretrain: {e}", file=sys.stderr)
+        print(f"{prog}: {e}", file=sys.stderr)
         return 2
     except NonFiniteLoss as e:
-        print(f"bert-jax pretrain: {e}", file=sys.stderr)
+        print(f"{prog}: {e}", file=sys.stderr)
         return 3
     return PREEMPTED_EXIT_CODE if result.get("preempted") else 0
 
 
+def pretrain_main(argv: list[str]) -> int:
+    """``bert-jax pretrain --config FILE --workdir W [--config.x=v ...]``."""
+    return _main(argv, "bert-jax pretrain", run_pretraining)
+
+
 def finetune_main(argv: list[str]) -> int:
-    """``bert-jax finetune``: fine-tuning tasks plug into the same loop; none is registered yet."""
-    parser = argparse.ArgumentParser(prog="bert-jax finetune")
-    parser.add_argument("--config")
-    parser.add_argument("--workdir")
-    parser.parse_known_args(argv)
-    print("bert-jax finetune: no fine-tuning tasks are available yet in this version; "
-          "use 'bert-jax pretrain'.", file=sys.stderr)
-    return 2
+    """``bert-jax finetune --config configs/finetune/TASK.py --workdir W --config.init_from=SRC``."""
+    return _main(argv, "bert-jax finetune", run_finetuning)

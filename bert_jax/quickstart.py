@@ -1,8 +1,10 @@
 """``bert-jax quickstart``: the whole pipeline, tiny, on the bundled corpus, offline.
 
 Trains a WordPiece vocabulary on ``data/corpus``, builds MLM+NSP shards (one
-documentation part held out for evaluation), and pretrains the tiny config
-(``configs/pretrain/tiny.py``) with the same code path as ``bert-jax pretrain``.
+documentation part held out for evaluation), pretrains the tiny config
+(``configs/pretrain/tiny.py``) with the same code path as ``bert-jax pretrain``,
+then fine-tunes it on docs_section (``configs/finetune/docs_section.py``: which
+documentation part a sentence comes from) as ``bert-jax finetune`` does.
 Everything lands under ``--workdir``; rerunning the command resumes or skips
 what is already there.
 """
@@ -21,6 +23,7 @@ import time
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = _ROOT / "data" / "corpus"
 TINY_CONFIG = _ROOT / "configs" / "pretrain" / "tiny.py"
+FINETUNE_CONFIG = _ROOT / "configs" / "finetune" / "docs_section.py"
 HELD_OUT = "faq.txt"  # a whole documentation part, so evaluation text is unseen
 
 
@@ -47,11 +50,12 @@ def main(argv: list[str]) -> int:
                         help="directory of BERT-format .txt files (default: the bundled corpus)")
     parser.add_argument("--vocab-size", type=int, default=4000)
     parser.add_argument("--steps", type=int, default=300, help="pretraining steps")
+    parser.add_argument("--finetune-steps", type=int, default=300, help="docs_section fine-tuning steps")
     args, overrides = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)
 
-    from bert_jax.launch import ConfigError, load_config, run_pretraining
+    from bert_jax.launch import ConfigError, load_config, run_finetuning, run_pretraining
     from bert_jax.vocab import train_wordpiece
     from data_pipeline.build import BuildOptions, build
 
@@ -65,16 +69,16 @@ def main(argv: list[str]) -> int:
 
     vocab_dir = work / "vocab"
     if not (vocab_dir / "vocab.txt").exists():
-        print(f"[1/3] training a {args.vocab_size}-token WordPiece vocabulary -> {vocab_dir}")
+        print(f"[1/4] training a {args.vocab_size}-token WordPiece vocabulary -> {vocab_dir}")
         train_wordpiece(train_files, args.vocab_size, lowercase=True, output_dir=vocab_dir)
     vocab_file = str(vocab_dir / "vocab.txt")
 
-    print(f"[2/3] building pretraining shards -> {work / 'shards'}")
+    print(f"[2/4] building pretraining shards -> {work / 'shards'}")
     common = dict(vocab_file=vocab_file, max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2, seed=0)
     build(BuildOptions(inputs=tuple(train_files), num_shards=4, **common), str(work / "shards" / "train"))
     build(BuildOptions(inputs=tuple(held_files), num_shards=1, **common), str(work / "shards" / "eval"))
 
-    print(f"[3/3] pretraining the tiny config for {args.steps} steps -> {work / 'pretrain'}")
+    print(f"[3/4] pretraining the tiny config for {args.steps} steps -> {work / 'pretrain'}")
     try:
         config = load_config(str(TINY_CONFIG), [
             f"data.train_dir={work / 'shards' / 'train'}",
@@ -83,6 +87,10 @@ def main(argv: list[str]) -> int:
             *[o.removeprefix("--config.") for o in overrides],
         ])
         result = run_pretraining(config, str(work / "pretrain"))
+        print(f"[4/4] fine-tuning on docs_section for {args.finetune_steps} steps -> {work / 'finetune'}")
+        ft_config = load_config(str(FINETUNE_CONFIG), [
+            f"init_from={work / 'pretrain'}", f"optim.total_steps={args.finetune_steps}"])
+        ft_result = run_finetuning(ft_config, str(work / "finetune"))
     except (ConfigError, ValueError) as e:
         print(f"bert-jax quickstart: {e}", file=sys.stderr)
         return 2
@@ -95,7 +103,8 @@ def main(argv: list[str]) -> int:
         "first_train_mlm_accuracy": train_rows[0]["train/mlm_accuracy"] if train_rows else None,
         "last_train_mlm_accuracy": train_rows[-1]["train/mlm_accuracy"] if train_rows else None,
         "last_eval_mlm_accuracy": eval_rows[-1]["eval/mlm_accuracy"] if eval_rows else None,
-        "last_eval_loss": eval_rows[-1].get("eval/loss") if eval_rows else None,
+        "docs_section_dev_accuracy": ft_result.get("eval", {}).get("accuracy"),
+        "docs_section_majority_baseline": ft_result.get("eval", {}).get("majority_baseline"),
         "wall_s": round(time.perf_counter() - t0, 1),
         "workdir": str(work),
     }

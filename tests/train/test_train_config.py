@@ -68,6 +68,6 @@ def test_cli_refuses_unknown_field(tmp_path, capsys):
     assert not os.listdir(tmp_path)  # nothing was started
 
 
-def test_finetune_says_not_available(capsys):
+def test_finetune_missing_config_file_is_refused(capsys):
     assert launch.finetune_main(["--config", "x", "--workdir", "y"]) == 2
-    assert "no fine-tuning tasks" in capsys.readouterr().err
+    assert "config file 'x' not found" in capsys.readouterr().err
