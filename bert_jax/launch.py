@@ -395,7 +395,9 @@ def run_training(config, workdir: str, make_job) -> dict:
                                 **({"data": job.info} if job.info else {})}
         _atomic_write_text(os.path.join(workdir, "config.json"), json.dumps(resolved, indent=2) + "\n")
     meta = {"param_shapes": checkpointing.param_shapes(state.params), "model": model_cfg.to_dict(),
-            "mesh_shape": list(mesh.devices.shape)}
+            "mesh_shape": list(mesh.devices.shape),
+            # the user-facing class, so `bert-jax convert` can export any step
+            "target": type(task.module).__name__.removesuffix("Module")}
     step_fn, eval_fn = train.jit_steps(task, tx, schedule, mesh, shardings, nmb)
 
     # --- hooks

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from typing import Any
 
@@ -78,8 +79,10 @@ class MetricWriter:
             log.warning("tensorboardX is not installed; TensorBoard summaries are disabled.")
         if progress:
             from tqdm import tqdm
-            self._bar = tqdm(total=total_steps, initial=initial_step, unit="step",
-                             dynamic_ncols=True, desc="train")
+            # In a log file (no terminal) a redraw per step floods it: one line every 30 s
+            # still gives rate and ETA.
+            self._bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
+                             desc="train", mininterval=0.1 if sys.stderr.isatty() else 30.0)
 
     def write(self, step: int, scalars: dict[str, float], prefix: str = "train") -> None:
         if not self.enabled:

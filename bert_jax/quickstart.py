@@ -104,7 +104,8 @@ def main(argv: list[str]) -> int:
         "last_train_mlm_accuracy": train_rows[-1]["train/mlm_accuracy"] if train_rows else None,
         "last_eval_mlm_accuracy": eval_rows[-1]["eval/mlm_accuracy"] if eval_rows else None,
         "docs_section_dev_accuracy": ft_result.get("eval", {}).get("accuracy"),
-        "docs_section_majority_baseline": ft_result.get("eval", {}).get("majority_baseline"),
+        "docs_section_majority_baseline": json.loads(
+            (work / "finetune" / "eval" / "dev_results.json").read_text())["majority_baseline"],
         "wall_s": round(time.perf_counter() - t0, 1),
         "workdir": str(work),
     }

@@ -2,6 +2,7 @@
 
   bert-jax convert --from hf HF_DIR --to OUT_DIR                 # HF -> bert-jax layout
   bert-jax convert --from bert-jax DIR --to-hf OUT_DIR           # bert-jax -> HF (transformers loads it)
+  bert-jax convert --from bert-jax WORKDIR --step 300 --to-hf OUT_DIR  # a training run's checkpoint
   bert-jax convert --from hf HF_DIR --to OUT_DIR --target BertModel   # also change the class
 
 The model class comes from ``--target``, else the source's ``architectures`` entry.
@@ -33,11 +34,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", default=None,
                         help="model class, e.g. BertForPreTraining (default: the source's architectures[0])")
     parser.add_argument("--seed", type=int, default=0, help="seed for heads the checkpoint lacks")
+    parser.add_argument("--step", type=int, default=None,
+                        help="with a training workdir as source: the checkpoint step (default: the latest)")
     return parser
 
 
+def _load_training_checkpoint(workdir: str, step: int | None):
+    """(params, config, target) of a training run's checkpoint, restored onto the CPU."""
+    from bert_jax import checkpointing
+    from bert_jax.config import BertConfig
+
+    params, meta = checkpointing.restore_params_to_cpu(os.path.join(workdir, "checkpoints"), step)
+    target = meta.get("target")
+    if target is None:  # checkpoints written before the class was recorded
+        target = "BertForPreTraining" if "cls" in params else None
+    return params, BertConfig.from_dict(meta["model"]), target
+
+
 def convert(source_format: str, source: str, destination: str, to_hf: bool, target: str | None = None,
-            seed: int = 0) -> str:
+            seed: int = 0, step: int | None = None) -> str:
     """Converts one directory; returns the target class name used."""
     from bert_jax.convert import hf, native
     from bert_jax.modeling.modules import TASK_MODULES
@@ -46,7 +61,10 @@ def convert(source_format: str, source: str, destination: str, to_hf: bool, targ
         raise FileNotFoundError(f"source {source!r} is not a directory.")
     if os.path.abspath(source) == os.path.abspath(destination):
         raise ValueError("source and destination are the same directory; choose a new output directory.")
-    if source_format == "bert-jax":
+    if source_format == "bert-jax" and os.path.isdir(os.path.join(source, "checkpoints")):
+        params, config, source_target = _load_training_checkpoint(source, step)
+        state = hf.params_to_hf_state_dict(hf.unstack_layers(params), config, source_target or target)
+    elif source_format == "bert-jax":
         if not native.is_native_checkpoint(source):
             raise FileNotFoundError(f"{source!r} has no {native.NATIVE_WEIGHTS}; is it a Hugging Face "
                                     f"directory (use --from hf)?")
@@ -74,7 +92,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     destination = args.to_hf or args.to_native
     try:
-        target = convert(args.source_format, args.source, destination, bool(args.to_hf), args.target, args.seed)
+        target = convert(args.source_format, args.source, destination, bool(args.to_hf), args.target, args.seed,
+                         args.step)
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"bert-jax convert: error: {e}", file=sys.stderr)
         return 1

@@ -230,3 +230,32 @@ def test_init_from_another_run_starts_at_step_zero_with_its_params(shards, tmp_p
     with pytest.raises(launch.ConfigError, match="init_from"):
         launch.run_pretraining(small(shards, "optim.total_steps=3", f"init_from={source!r}",
                                      "model.hidden_size=48"), str(tmp_path / "other"))
+
+
+def test_convert_exports_any_training_step_to_hugging_face(shards, tmp_path):
+    """`bert-jax convert --from bert-jax WORKDIR --step N --to-hf DIR`: transformers loads the
+    step's weights with no missing or unexpected keys, and they are that step's parameters."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    import numpy as np
+    from bert_jax.convert import cli as convert_cli
+
+    run = str(tmp_path / "run")
+    launch.run_pretraining(small(shards, "optim.total_steps=4", "checkpoint.every_steps=2",
+                                 "checkpoint.keep=5"), run)
+    out = str(tmp_path / "hf_step2")
+    assert convert_cli.main(["--from", "bert-jax", run, "--step", "2", "--to-hf", out]) == 0
+    model, info = transformers.BertForPreTraining.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    params, _ = checkpointing.restore_params_to_cpu(os.path.join(run, "checkpoints"), 2)
+    latest, _ = checkpointing.restore_params_to_cpu(os.path.join(run, "checkpoints"))
+    query = "bert/encoder/layer/0/attention/self/query/kernel".split("/")
+
+    def pick(tree):
+        for key in query:
+            tree = tree[key]
+        return np.asarray(tree)
+
+    exported = model.bert.encoder.layer[0].attention.self.query.weight.detach().numpy().T
+    np.testing.assert_array_equal(exported, pick(params))
+    assert not np.array_equal(pick(params), pick(latest))  # step 2, not the latest (4)
