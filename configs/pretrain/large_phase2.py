@@ -7,31 +7,19 @@ steps, 12.8% warmup, polynomial (power 0.5) decay; initialised from phase 1.
 Expected: MLM accuracy ~0.73; fine-tunes to ~90.5 SQuAD v1.1 F1.
 """
 
-from bert_jax.launch import pretrain_defaults
+from configs.pretrain import large_phase1
 
 
 def get_config():
-    c = pretrain_defaults()
-    c.model.hidden_size = 1024
-    c.model.num_hidden_layers = 24
-    c.model.num_attention_heads = 16
-    c.model.intermediate_size = 4096
+    """Phase 1's model and optimiser recipe, with phase 2's length, batch and schedule."""
+    c = large_phase1.get_config()
     c.data.max_seq_length = 512
     c.data.max_predictions_per_seq = 80
     c.global_batch_size = 32_768
     c.num_microbatches = 16
-    c.optim.name = "lamb"
     c.optim.learning_rate = 4e-3
     c.optim.total_steps = 1_563
-    c.optim.warmup_steps = -1
     c.optim.warmup_fraction = 0.128
-    c.optim.schedule = "polynomial"
-    c.optim.decay_power = 0.5
-    c.optim.weight_decay = 0.01
-    c.mesh_shape = (1, -1, 1)
-    c.remat_policy = "dots_with_no_batch_dims_saveable"
-    c.scan_layers = True
     c.checkpoint.every_steps = 100
     c.checkpoint.keep_period = 500
-    c.log_every_steps = 10
     return c

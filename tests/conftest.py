@@ -1,4 +1,4 @@
-"""Tiny configs and a padded batch shared by the modeling tests."""
+"""Fixtures shared across test areas: tiny model configs and a padded batch (modeling, convert)."""
 
 import numpy as np
 import pytest
