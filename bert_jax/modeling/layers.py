@@ -251,21 +251,6 @@ class BertSelfAttention(nn.Module):
         return key, value, causal_mask
 
 
-class BertSelfOutput(nn.Module):
-    """Attention output projection, dropout, residual LayerNorm."""
-
-    config: BertConfig
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, context, residual, deterministic=True):
-        c = self.config
-        hidden = dense(c, c.hidden_size, ("heads", "embed"), self.dtype, self.param_dtype, "dense")(context)
-        hidden = nn.Dropout(c.hidden_dropout_prob)(hidden, deterministic=deterministic)
-        return layer_norm(c, self.dtype, self.param_dtype)(hidden + residual)
-
-
 class BertAttention(nn.Module):
     """``self`` (attention) + ``output`` (projection and residual LayerNorm)."""
 
@@ -280,7 +265,8 @@ class BertAttention(nn.Module):
         context, probs = BertSelfAttention(self.config, self.dtype, self.param_dtype, self.causal, name="self")(
             hidden, key_mask, kv_states, deterministic=deterministic, output_attentions=output_attentions,
             decode=decode)
-        out = BertSelfOutput(self.config, self.dtype, self.param_dtype, name="output")(context, hidden, deterministic)
+        out = BertOutput(self.config, self.dtype, self.param_dtype, in_axis="heads", name="output")(
+            context, hidden, deterministic)
         return out, probs
 
 
@@ -336,16 +322,18 @@ class BertIntermediate(nn.Module):
 
 
 class BertOutput(nn.Module):
-    """Feed-forward contraction, dropout, residual LayerNorm."""
+    """Projection back to hidden_size, dropout, residual LayerNorm: the feed-forward ``output``
+    (``in_axis="mlp"``) and the attention ``output`` (``in_axis="heads"``)."""
 
     config: BertConfig
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    in_axis: str = "mlp"
 
     @nn.compact
-    def __call__(self, intermediate, residual, deterministic=True):
+    def __call__(self, inputs, residual, deterministic=True):
         c = self.config
-        hidden = dense(c, c.hidden_size, ("mlp", "embed"), self.dtype, self.param_dtype, "dense")(intermediate)
+        hidden = dense(c, c.hidden_size, (self.in_axis, "embed"), self.dtype, self.param_dtype, "dense")(inputs)
         hidden = nn.Dropout(c.hidden_dropout_prob)(hidden, deterministic=deterministic)
         hidden = layer_norm(c, self.dtype, self.param_dtype)(hidden + residual)
         return nn.with_logical_constraint(hidden, ("batch", "length", "embed"))
