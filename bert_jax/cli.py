@@ -15,7 +15,10 @@ COMMANDS = {
     "data": ("data_pipeline.cli", "main", "build, inspect pretraining shards"),
     "tokenizer": ("bert_jax.vocab", "main", "train a WordPiece vocabulary"),
     "pretrain": ("bert_jax.launch", "pretrain_main", "run (or resume) pretraining"),
-    "finetune": ("bert_jax.launch", "finetune_main", "fine-tune on a task"),
+    "finetune": ("bert_jax.launch", "finetune_main", "fine-tune on a registered task (GLUE, ...)"),
+    "evaluate": ("bert_jax.launch", "evaluate_main", "score a run (or a model directory) on dev or test"),
+    "predict": ("bert_jax.launch", "predict_main", "write predictions for a split without labels"),
+    "glue-submit": ("bert_jax.launch", "glue_submit_main", "gather GLUE test predictions into one folder"),
     "convert": ("bert_jax.convert.cli", "main", "convert checkpoints to/from Hugging Face"),
     "quickstart": ("bert_jax.quickstart", "main", "tiny end-to-end run on the bundled corpus"),
 }

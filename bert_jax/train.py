@@ -16,8 +16,8 @@ object (see ``bert_jax.tasks``); this module only knows how to:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import math
 from typing import Any, Callable, Iterable, Protocol
 
 import flax
@@ -191,17 +191,37 @@ def eval_step(params, batch, *, task):
     return sums
 
 
-def batch_shardings(task, mesh: Mesh) -> dict[str, NamedSharding]:
-    return {k: partitioning.batch_sharding(mesh, 1 + len(shape))
-            for k, (_, shape) in task.batch_spec.items()}
+def predict_step(params, batch, *, task):
+    """Per-row outputs of ``task.predict`` (deterministic): ``{name: [batch, ...]}``."""
+    return task.predict(params, batch)
 
 
-def jit_steps(task, tx, schedule, mesh: Mesh, shardings: TrainState, num_microbatches: int):
-    """The jitted ``(train_step, eval_step)``; the only place training jits.
+def batch_shardings(spec: dict, mesh: Mesh) -> dict[str, NamedSharding]:
+    """Batch-dimension shardings for a ``{name: (dtype, trailing shape)}`` layout."""
+    return {k: partitioning.batch_sharding(mesh, 1 + len(shape)) for k, (_, shape) in spec.items()}
 
-    ``train_step(state, batch) -> (state, metrics)`` donates the old state.
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The jitted steps of one run.
+
+    ``train(state, batch) -> (state, metrics)`` donates the old state;
+    ``evaluate(params, batch) -> metric sums``;
+    ``predict(params, batch) -> per-row outputs`` (None when the task has no ``predict``),
+    its outputs split over the batch like its inputs.
     """
-    bsh = batch_shardings(task, mesh)
+
+    train: Callable
+    evaluate: Callable
+    predict: Callable | None
+
+    def __iter__(self):  # ``train_fn, eval_fn = jit_steps(...)`` unpacks the pair
+        return iter((self.train, self.evaluate))
+
+
+def jit_steps(task, tx, schedule, mesh: Mesh, shardings: TrainState, num_microbatches: int) -> Steps:
+    """The jitted steps; the only place training, evaluation and prediction jit."""
+    bsh = batch_shardings(task.batch_spec, mesh)
     rep = partitioning.replicated(mesh)
     train = jax.jit(
         functools.partial(train_step, task=task, tx=tx, schedule=schedule,
@@ -209,7 +229,11 @@ def jit_steps(task, tx, schedule, mesh: Mesh, shardings: TrainState, num_microba
         in_shardings=(shardings, bsh), out_shardings=(shardings, rep), donate_argnums=(0,))
     evaluate = jax.jit(functools.partial(eval_step, task=task),
                        in_shardings=(shardings.params, bsh), out_shardings=rep)
-    return train, evaluate
+    predict = None
+    if hasattr(task, "predict"):
+        psh = batch_shardings(task.predict_spec, mesh)
+        predict = jax.jit(functools.partial(predict_step, task=task), in_shardings=(shardings.params, psh))
+    return Steps(train=train, evaluate=evaluate, predict=predict)
 
 
 # ----------------------------------------------------------------------------- loop
@@ -217,10 +241,14 @@ def jit_steps(task, tx, schedule, mesh: Mesh, shardings: TrainState, num_microba
 
 class GlobalBatches:
     """Endless global batches from a per-process loader; remembers the loader
-    position after the most recent batch (saved with that step's checkpoint)."""
+    position after the most recent batch (saved with that step's checkpoint).
 
-    def __init__(self, loader, mesh):
+    ``keys``: the arrays the step reads (others the loader yields, e.g. ``row_id``, are dropped).
+    """
+
+    def __init__(self, loader, mesh, keys=None):
         self.loader, self.mesh, self.position = loader, mesh, None
+        self.keys = None if keys is None else tuple(keys)
 
     def __iter__(self):
         while True:
@@ -228,6 +256,8 @@ class GlobalBatches:
             for local in self.loader:
                 produced = True
                 self.position = self.loader.state()
+                if self.keys is not None:
+                    local = {k: local[k] for k in self.keys}
                 yield partitioning.make_global_batch(local, self.mesh)
             if not produced:
                 raise ValueError("the training data produced no batch; use more data or a smaller "
@@ -243,15 +273,13 @@ class StopTraining(Exception):
 
 
 class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or Inf."""
+    """A loss or norm became NaN or Inf; ``step`` is the first step where it did."""
 
-
-def check_finite(step: int, metrics: dict) -> None:
-    loss = float(metrics["loss"])
-    if not math.isfinite(loss):
-        raise NonFiniteLoss(
-            f"loss is {loss} at step {step}; stopping. The last good checkpoint is kept; "
-            "lower optim.learning_rate, raise warmup, or enable gradient clipping, then resume.")
+    def __init__(self, step: int, key: str = "loss", value: float = float("nan")):
+        self.step, self.key, self.value = int(step), key, value
+        super().__init__(f"{key} is {value} at step {step}; stopping. Lower optim.learning_rate, raise "
+                         "optim.warmup_steps, or enable optim.clip_grad_norm, then rerun: the run resumes "
+                         "from the last good checkpoint.")
 
 
 def fit(state: TrainState, step_fn: Callable, batches: Iterable, *, num_steps: int,

@@ -135,3 +135,60 @@ def open_loader(shard_dir: str, cfg, *, seed: int, shuffle_seed_offset: int = 0)
            f"shards in {shard_dir} use a vocabulary of {manifest.get('vocab_size')} tokens but "
            f"model.vocab_size={vocab}; set --config.model.vocab_size=-1 to take it from the shards.")
     return loader
+
+
+def pretraining_job(module=None, make_loader=None):
+    """``make_job`` for ``bert_jax.trainer.run_training``: MLM(+NSP) on shards from ``bert-jax data build``.
+
+    Args:
+      module: optional Flax module to train instead of ``BertForPreTrainingModule``.
+      make_loader: optional ``(shard_dir, config, seed) -> loader`` replacing ``open_loader``.
+    """
+    def make_job(cfg, params_key, *, resuming: bool):
+        import itertools
+        from bert_jax import evaluation, partitioning
+        from bert_jax.config import BertConfig
+        from bert_jax.metrics import to_host
+        from bert_jax.tasks import TrainingJob
+
+        _require(bool(cfg.data.train_dir) or make_loader is not None,
+                 "data.train_dir is empty; pass --config.data.train_dir=SHARD_DIR (from 'bert-jax data build').")
+        opener = make_loader or (lambda d, c, seed: open_loader(d, c, seed=seed))
+        loader = opener(cfg.data.train_dir, cfg, int(cfg.seed))
+        vocab_size = cfg.model.vocab_size if cfg.model.vocab_size > 0 else int(loader.manifest["vocab_size"])
+        _require(cfg.data.max_seq_length <= cfg.model.max_position_embeddings,
+                 f"data.max_seq_length={cfg.data.max_seq_length} exceeds model.max_position_embeddings="
+                 f"{cfg.model.max_position_embeddings}; raise the latter or use shorter shards.")
+        try:
+            model_cfg = BertConfig(**{**cfg.model.to_dict(), "vocab_size": vocab_size})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"model config: {e}") from None
+        model = module
+        if model is None:
+            from bert_jax.modeling import BertForPreTrainingModule
+            dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[cfg.model_dtype]
+            model = BertForPreTrainingModule(model_cfg, dtype=dtype, param_dtype=jnp.float32,
+                                             remat_policy=cfg.remat_policy, scan_layers=cfg.scan_layers)
+        task = PretrainingTask(model, cfg.data.max_seq_length, cfg.data.max_predictions_per_seq,
+                               use_nsp=cfg.use_nsp)
+
+        def evaluate(context, params, step):
+            eval_loader = opener(cfg.data.eval_dir, cfg, int(cfg.seed) + 1)
+            try:
+                sums = evaluation.metric_sums(context.steps.evaluate, params,
+                                              itertools.islice(eval_loader, cfg.eval_steps), context.mesh)
+            finally:
+                if hasattr(eval_loader, "close"):
+                    eval_loader.close()
+            return to_host(task.metrics_from_sums(sums)) if sums is not None else {}
+
+        def init_params():
+            from bert_jax.warm_start import load_init_params
+            fresh = partitioning.unbox(jax.jit(task.init_params)(params_key))
+            return load_init_params(cfg.init_from, model_cfg, "BertForPreTraining", fresh,
+                                    scan_layers=cfg.scan_layers)[0]
+
+        return TrainingJob(task=task, model_config=model_cfg, loader=loader,
+                           evaluate=evaluate if cfg.data.eval_dir else None,
+                           init_params=init_params if cfg.init_from else None)
+    return make_job

@@ -9,10 +9,7 @@ documents the model never saw. Each label is capped to the same number of
 sentences (``max_per_label``) so the classes are balanced; the majority-class
 baseline is still measured and reported in ``info``.
 
-``ClassificationLoader`` follows the ``PretrainingLoader`` interface used by
-the training loop: ``__iter__`` yields this process's rows of each global batch
-as numpy dicts, ``state()``/``restore()`` give exact resume, ``steps_per_epoch``
-and ``manifest`` describe the data. No JAX import here.
+Batches come from ``bert_jax.tasks.arrays.ArrayLoader``. No JAX import here.
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-IGNORE_LABEL = -100  # padding rows (eval pass over a set that is not a batch multiple)
 
 
 @dataclass(frozen=True)
@@ -120,7 +116,7 @@ def docs_section_splits(corpus_dir: str, label_names: tuple[str, ...], *, dev_pe
 
 def encode(data: LabelledText, tokenizer, max_seq_length: int) -> dict[str, np.ndarray]:
     """Token arrays: ``input_ids, attention_mask, token_type_ids`` int32 ``[n, max_seq_length]``
-    (truncated / padded), ``labels`` int32 ``[n]``, ``example_weight`` float32 ``[n]`` (all 1)."""
+    (truncated / padded), ``labels`` int32 ``[n]``, ``row_weight`` float32 ``[n]`` (all 1)."""
     enc = tokenizer(data.texts, padding="max_length", truncation=True, max_length=max_seq_length,
                     return_tensors="np")
     n = len(data.texts)
@@ -128,82 +124,4 @@ def encode(data: LabelledText, tokenizer, max_seq_length: int) -> dict[str, np.n
             "attention_mask": enc["attention_mask"].astype(np.int32),
             "token_type_ids": enc["token_type_ids"].astype(np.int32),
             "labels": data.labels.astype(np.int32),
-            "example_weight": np.ones((n,), np.float32)}
-
-
-class ClassificationLoader:
-    """Per-process batches over in-memory arrays (the ``PretrainingLoader`` interface).
-
-    Global batch ``s`` of epoch ``e`` is ``perm_e[s * B : (s + 1) * B]`` with
-    ``perm_e`` drawn from ``np.random.default_rng([seed, e])`` (or the identity
-    when ``shuffle=False``); process ``p`` takes rows ``[p * B / P, (p + 1) * B / P)``.
-
-    Args:
-      arrays: ``{name: [num_examples, ...]}`` (see ``encode``).
-      global_batch_size: rows per step over all processes (B).
-      process_index, process_count: this host (p) and the number of hosts (P).
-      seed: epoch permutations derive from it.
-      shuffle: permute each epoch (training) or keep the order (evaluation).
-      drop_remainder: drop the last partial batch of each epoch (training); otherwise it is
-        padded with rows of ``example_weight`` 0 and label ``IGNORE_LABEL`` (evaluation).
-      num_epochs: stop after this many epochs (None = forever).
-      manifest: description of the data (counts, labels, vocabulary) kept for the run.
-    """
-
-    def __init__(self, arrays: dict[str, np.ndarray], global_batch_size: int, *, process_index: int = 0,
-                 process_count: int = 1, seed: int = 0, shuffle: bool = True, drop_remainder: bool = True,
-                 num_epochs: int | None = None, manifest: dict | None = None):
-        self.num_examples = int(len(arrays["labels"]))
-        if global_batch_size % process_count:
-            raise ValueError(f"global_batch_size={global_batch_size} is not divisible by the "
-                             f"{process_count} processes.")
-        self.arrays, self.batch, self.seed = arrays, int(global_batch_size), int(seed)
-        self.process_index, self.process_count = process_index, process_count
-        self.shuffle, self.drop_remainder, self.num_epochs = shuffle, drop_remainder, num_epochs
-        full, rest = divmod(self.num_examples, self.batch)
-        self.steps_per_epoch = full if drop_remainder else full + (rest > 0)
-        if self.steps_per_epoch == 0:
-            raise ValueError(f"{self.num_examples} examples make no batch of global_batch_size="
-                             f"{self.batch}; lower global_batch_size.")
-        self.manifest = {**(manifest or {}), "num_examples": self.num_examples,
-                         "steps_per_epoch": self.steps_per_epoch}
-        self._step = 0
-
-    def _permutation(self, epoch: int) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.num_examples)
-        return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
-
-    def batch_at(self, step: int) -> dict[str, np.ndarray]:
-        """This process's rows of global batch ``step`` (counted over epochs)."""
-        epoch, s = divmod(step, self.steps_per_epoch)
-        idx = self._permutation(epoch)[s * self.batch:(s + 1) * self.batch]
-        local = self.batch // self.process_count
-        rows = np.full((self.batch,), -1, np.int64)
-        rows[:len(idx)] = idx
-        rows = rows[self.process_index * local:(self.process_index + 1) * local]
-        real = rows >= 0
-        out = {k: v[np.where(real, rows, 0)] for k, v in self.arrays.items()}
-        if not real.all():  # padding rows: present for the shapes, counted nowhere
-            out["example_weight"] = np.where(real, out["example_weight"], 0).astype(np.float32)
-            out["labels"] = np.where(real, out["labels"], IGNORE_LABEL).astype(out["labels"].dtype)
-            out["attention_mask"] = np.where(real[:, None], out["attention_mask"], 0).astype(np.int32)
-        return out
-
-    def __iter__(self):
-        end = None if self.num_epochs is None else self.num_epochs * self.steps_per_epoch
-        while end is None or self._step < end:
-            batch = self.batch_at(self._step)
-            self._step += 1
-            yield batch
-
-    def state(self) -> dict:
-        """The next step to yield (JSON-serialisable)."""
-        return {"step": self._step, "seed": self.seed, "num_examples": self.num_examples}
-
-    def restore(self, state: dict) -> None:
-        if state.get("num_examples", self.num_examples) != self.num_examples:
-            raise ValueError(f"the saved loader position is for {state['num_examples']} examples but the "
-                             f"data now has {self.num_examples}; the data set changed since the checkpoint "
-                             "(check data.* in the config), or use a new --workdir.")
-        self._step = int(state["step"])
+            "row_weight": np.ones((n,), np.float32)}

@@ -1,1 +1,1 @@
-"""Fine-tuning configs; ``bert_jax.launch.finetune_defaults()`` holds every field with its default."""
+"""Fine-tuning configs; ``bert_jax.run_config.finetune_defaults(task)`` holds every field with its default."""

@@ -20,13 +20,13 @@ the same: such short pretraining does not yet help this mostly lexical task
 
 import pathlib
 
-from bert_jax.launch import finetune_defaults
+from bert_jax.run_config import finetune_defaults
 
 CORPUS = pathlib.Path(__file__).resolve().parents[2] / "data" / "corpus"
 
 
 def get_config():
-    c = finetune_defaults()
+    c = finetune_defaults("docs_section")
     c.task = "docs_section"
     c.data.corpus_dir = str(CORPUS)
     c.data.labels = ("tutorial", "library", "reference", "whatsnew")

@@ -8,7 +8,7 @@ decoupled weight decay 0.01 (biases and LayerNorm excluded), batch 256, seq 128,
 Expected: MLM accuracy ~0.68 and NSP ~0.97 after 1M steps on Wikipedia + BooksCorpus.
 """
 
-from bert_jax.launch import pretrain_defaults
+from bert_jax.run_config import pretrain_defaults
 
 
 def get_config():

@@ -8,7 +8,7 @@ Expected (Wikipedia + BooksCorpus): MLM accuracy ~0.65-0.70 and NSP accuracy
 ~0.97 at the end of phase 1; then run base_phase2.py with init from this run.
 """
 
-from bert_jax.launch import pretrain_defaults
+from bert_jax.run_config import pretrain_defaults
 
 
 def get_config():

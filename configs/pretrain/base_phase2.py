@@ -7,7 +7,7 @@ sequences, initialised from phase 1.
 Expected: MLM accuracy ~0.70-0.72, NSP ~0.98; fine-tunes to ~84 MNLI-m.
 """
 
-from bert_jax.launch import pretrain_defaults
+from bert_jax.run_config import pretrain_defaults
 
 
 def get_config():

@@ -9,7 +9,7 @@ FSDP over the pod.
 Expected: MLM accuracy ~0.70 at the end of phase 1 (loss ~1.5); ~1.2 days on a v3-1024-class pod.
 """
 
-from bert_jax.launch import pretrain_defaults
+from bert_jax.run_config import pretrain_defaults
 
 
 def get_config():

@@ -11,7 +11,7 @@ best context-free guess (always the most frequent token, 0.034) to ~0.10 in 300
 steps (about a minute on 2 CPU cores); the loss falls from ~ln(vocab) + ln 2.
 """
 
-from bert_jax.launch import pretrain_defaults
+from bert_jax.run_config import pretrain_defaults
 
 
 def get_config():

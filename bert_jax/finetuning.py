@@ -1,0 +1,267 @@
+"""Fine-tuning and evaluation of a registered task, as a mode of the one training loop.
+
+  finetune_job(cfg, ...)      the ``TrainingJob`` of a fine-tuning config: the task's splits,
+                              its head on the encoder, warm start from ``init_from``, and an
+                              evaluation that predicts every row of the eval split(s) once and
+                              post-processes them on the host into the task's official metrics
+  run_finetuning(cfg, W)      one run, or one per seed (``seeds``) under ``W/seed_<s>`` with
+                              mean and standard deviation in ``W/eval/summary.json``
+  run_evaluation(cfg, W, ...) ``bert-jax evaluate`` / ``predict``: any step of a run, or the
+                              ``init_from`` model itself, on dev (metrics) or test (predictions)
+
+Results land in ``W/eval/<split>_results.json`` and prediction / submission files in
+``W/eval/<split>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+
+import numpy as np
+
+from bert_jax.run_config import ConfigError, check
+from bert_jax.tasks import registry
+
+log = logging.getLogger("bert_jax")
+
+
+def _tokenizer(cfg):
+    from bert_jax.tokenization import BertTokenizerFast
+    from bert_jax.warm_start import resolve_vocab_file
+    scratch = cfg.init_from == "scratch"
+    vocab_file = resolve_vocab_file(cfg.data.vocab_file, "" if scratch else cfg.init_from)
+    return BertTokenizerFast(vocab_file, do_lower_case=cfg.data.lowercase), vocab_file
+
+
+def _model_config(cfg, task_def, vocab_size_of_tokenizer: int, *, check_source: bool):
+    """``BertConfig`` of the run: the vocabulary size comes from ``init_from`` (or, from scratch,
+    the tokenizer), and the tokenizer may never produce an id the embedding lacks."""
+    from bert_jax.config import BertConfig
+    from bert_jax.warm_start import check_architecture, source_architecture
+    scratch = cfg.init_from == "scratch"
+    vocab_size = cfg.model.vocab_size
+    if vocab_size <= 0:
+        vocab_size = vocab_size_of_tokenizer if scratch else int(source_architecture(cfg.init_from)["vocab_size"])
+    if vocab_size_of_tokenizer > vocab_size:
+        where = "" if scratch else f" (the size of init_from={cfg.init_from})"
+        raise ValueError(
+            f"the vocabulary {cfg.data.vocab_file or '(found with init_from)'} has {vocab_size_of_tokenizer} tokens "
+            f"but the model embeds {vocab_size}{where}; token ids past {vocab_size - 1} would have no embedding. "
+            "Use the vocabulary the checkpoint was trained with: --config.data.vocab_file=<its vocab.txt>.")
+    try:
+        model_cfg = BertConfig(**{**cfg.model.to_dict(), "vocab_size": vocab_size,
+                                  "num_labels": task_def.num_labels(cfg)})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model config: {e}") from None
+    check(cfg.data.max_seq_length <= model_cfg.max_position_embeddings,
+          f"data.max_seq_length={cfg.data.max_seq_length} exceeds model.max_position_embeddings="
+          f"{model_cfg.max_position_embeddings}; lower it.")
+    if check_source and not scratch:
+        check_architecture(cfg.init_from, model_cfg)
+    return model_cfg
+
+
+class SplitEvaluator:
+    """Predicts every row of the eval split(s) once and turns them into the task's metrics."""
+
+    def __init__(self, cfg, task_def, splits: list):
+        self.cfg, self.task_def, self.splits = cfg, task_def, splits
+
+    def __call__(self, context, params, step, *, write_predictions: bool = True) -> dict:
+        import jax
+        from bert_jax.evaluation import predict_rows
+        values = {}
+        for split in self.splits:
+            outputs = predict_rows(context.steps.predict, params, split.arrays, context.task.predict_spec,
+                                   context.mesh, context.global_batch_size)
+            predictions, metrics = self.task_def.postprocess(self.cfg, split, outputs)
+            if split.has_labels:
+                metrics = {**metrics, **{f"baseline_{k}": v for k, v in self.task_def.baselines(self.cfg, split).items()}}
+            if jax.process_index() == 0:
+                directory = os.path.join(context.workdir, "eval")
+                os.makedirs(directory, exist_ok=True)
+                files = self.task_def.write_predictions(self.cfg, split, predictions,
+                                                        os.path.join(directory, split.name)) \
+                    if write_predictions else []
+                record = {"step": int(step), "task": self.cfg.task, "split": split.name,
+                          "num_examples": len(split.examples) or split.num_rows, **metrics,
+                          "prediction_files": [os.path.relpath(f, context.workdir) for f in files]}
+                from bert_jax.trainer import atomic_write_text
+                atomic_write_text(os.path.join(directory, f"{split.name}_results.json"),
+                                  json.dumps(record, indent=2) + "\n")
+            prefix = "" if len(self.splits) == 1 else f"{split.name}/"
+            values.update({prefix + k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+        return values
+
+
+def _load_splits(cfg, task_def, names, tokenizer):
+    out = []
+    for name in names:
+        split = task_def.load_split(cfg, name, tokenizer)
+        check(split.num_rows > 0, f"task {cfg.task}: the {name} split is empty; check data.* "
+              f"({', '.join(f'{k}={v!r}' for k, v in cfg.data.items() if 'dir' in k or 'file' in k)}).")
+        out.append(split)
+    return out
+
+
+def finetune_job(cfg, params_key, *, resuming: bool, train: bool = True, eval_split: str | None = None):
+    """The fine-tuning ``TrainingJob`` of a ``finetune_defaults`` config.
+
+    Args:
+      cfg: the (frozen) run config.
+      params_key: PRNG key the fresh head (and, for ``init_from='scratch'``, the encoder) comes from.
+      resuming: the workdir holds its own checkpoint, so ``init_from`` is not read for weights.
+      train: read the training split (False for ``evaluate`` / ``predict``).
+      eval_split: the split to evaluate (default ``cfg.eval_split``).
+    Raises:
+      ValueError: unknown task, bad data, missing vocabulary, unusable ``init_from``.
+    """
+    import jax
+    from bert_jax import partitioning
+    from bert_jax.tasks import TrainingJob
+    from bert_jax.tasks.arrays import ArrayLoader
+    from bert_jax.tasks.heads import MODULE_CLASSES, build_head_task
+
+    task_def = registry.get(cfg.task)
+    if not cfg.init_from:
+        raise ValueError("init_from is empty: pass --config.init_from=PRETRAIN_WORKDIR_OR_MODEL_DIR "
+                         "(or init_from=scratch for a randomly initialised baseline).")
+    tokenizer, vocab_file = _tokenizer(cfg)
+    model_cfg = _model_config(cfg, task_def, len(tokenizer.get_vocab()), check_source=not resuming)
+    train_split = _load_splits(cfg, task_def, ["train"], tokenizer)[0] if train else None
+    eval_names = task_def.eval_splits(cfg, eval_split or cfg.eval_split)
+    eval_splits = _load_splits(cfg, task_def, eval_names, tokenizer)
+    num_choices = int(eval_splits[0].arrays["input_ids"].shape[1]) if task_def.head == "multiple_choice" else 0
+    head = build_head_task(task_def.head, model_cfg, cfg, num_labels=task_def.num_labels(cfg),
+                           num_choices=num_choices)
+    hosts = dict(process_index=jax.process_index(), process_count=jax.process_count())
+    info = {"task": cfg.task, "vocab_file": vocab_file, "labels": task_def.label_names(cfg)}
+    total_steps, loader = None, None
+    if train_split is not None:
+        arrays = {k: train_split.arrays[k] for k in head.batch_spec if k in train_split.arrays}
+        loader = ArrayLoader(arrays, cfg.global_batch_size, seed=int(cfg.seed), manifest=train_split.info, **hosts)
+        info["train"] = train_split.info
+        if cfg.optim.total_steps <= 0:
+            total_steps = max(1, math.ceil(cfg.num_epochs * loader.steps_per_epoch))
+    for split in eval_splits:
+        info[split.name] = split.info
+
+    def init_params():
+        if cfg.init_from == "scratch":
+            log.warning("init_from=scratch: every parameter, the encoder included, is randomly initialised "
+                        "(a from-scratch baseline, not a fine-tuned model).")
+            return None
+        from bert_jax.warm_start import load_init_params
+        fresh = partitioning.unbox(jax.jit(head.init_params)(params_key))
+        return load_init_params(cfg.init_from, model_cfg, MODULE_CLASSES[task_def.head], fresh,
+                                scan_layers=cfg.scan_layers)[0]
+
+    return TrainingJob(task=head, model_config=model_cfg, loader=loader,
+                       evaluate=SplitEvaluator(cfg, task_def, eval_splits), init_params=init_params,
+                       eval_at_end=True, total_steps=total_steps, info=info)
+
+
+def run_finetuning(config, workdir: str) -> dict:
+    """Fine-tune (or resume) in ``workdir``; with ``seeds``, one run per seed and a summary.
+
+    Returns:
+      One run: ``run_training``'s result (``eval`` = the final metrics). Several seeds:
+      ``{"runs": {seed: result}, "summary": {metric: {"mean", "std", "values"}}, "exit_code", ...}``.
+    """
+    from bert_jax.trainer import atomic_write_text, run_training
+    if not config.seeds:
+        return run_training(config, workdir, finetune_job)
+    runs = {}
+    for seed in config.seeds:
+        one = config.copy_and_resolve_references()
+        one.seed, one.seeds = int(seed), ()
+        log.info("seed %d -> %s", seed, os.path.join(workdir, f"seed_{seed}"))
+        result = run_training(one, os.path.join(workdir, f"seed_{seed}"), finetune_job)
+        runs[int(seed)] = result
+        if result.get("preempted"):
+            return {"runs": runs, "preempted": True, "exit_code": result["exit_code"], "step": result["step"]}
+    keys = sorted(set.intersection(*(set(r["eval"]) for r in runs.values())))
+    summary = {}
+    for k in keys:
+        values = [float(runs[s]["eval"][k]) for s in runs]
+        summary[k] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                      "values": values}
+    import jax
+    if jax.process_index() == 0:
+        os.makedirs(os.path.join(workdir, "eval"), exist_ok=True)
+        atomic_write_text(os.path.join(workdir, "eval", "summary.json"), json.dumps(
+            {"task": config.task, "seeds": list(runs), "metrics": summary}, indent=2) + "\n")
+    return {"runs": runs, "summary": summary, "preempted": False, "exit_code": 0,
+            "step": max(r["step"] for r in runs.values())}
+
+
+def results_table(summary_or_eval: dict, title: str) -> str:
+    """A plain-text table of metrics (a single run's, or mean +- std over seeds)."""
+    lines = [title]
+    for k, v in summary_or_eval.items():
+        if isinstance(v, dict):
+            lines.append(f"  {k:<32} {100 * v['mean'] if _percent(k) else v['mean']:8.2f} "
+                         f"+- {100 * v['std'] if _percent(k) else v['std']:.2f}  (n={len(v['values'])})")
+        elif isinstance(v, (int, float)):
+            lines.append(f"  {k:<32} {100 * v if _percent(k) else v:8.2f}")
+    return "\n".join(lines)
+
+
+def _percent(key: str) -> bool:
+    return not any(s in key for s in ("loss", "exact", "f1_squad"))
+
+
+def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None = None,
+                   write_predictions: bool = True) -> dict:
+    """Evaluate (or predict) the model of ``workdir`` -- its checkpoint at ``step`` (default the
+    latest), or ``init_from`` itself when the workdir has no checkpoint -- on ``split``.
+
+    Returns ``{split_name/metric: value}`` (metrics only for labelled splits); writes
+    ``W/eval/<split>_results.json`` and the task's prediction files under ``W/eval/<split>/``.
+    """
+    import jax
+    from bert_jax import checkpointing, optim, partitioning, train
+    from bert_jax.trainer import RunContext
+    import ml_collections
+
+    cfg = ml_collections.FrozenConfigDict(config)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    has_ckpt = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
+    check(has_ckpt or (cfg.init_from and cfg.init_from != "scratch"),
+          f"{workdir} holds no checkpoint and init_from is empty; evaluate a fine-tuning workdir, or pass "
+          "--config.init_from=MODEL_DIR to evaluate a model directory as it is.")
+    try:
+        mesh = partitioning.make_mesh(cfg.mesh_shape)
+        root = jax.random.PRNGKey(cfg.seed)
+        params_key, dropout_key = jax.random.split(root)
+        job = finetune_job(cfg, params_key, resuming=has_ckpt, train=False, eval_split=split)
+    except (ValueError, FileNotFoundError) as e:
+        raise ConfigError(str(e)) from None
+    check(cfg.global_batch_size % partitioning.data_parallel_size(mesh) == 0,
+          f"global_batch_size={cfg.global_batch_size} is not divisible by the data-parallel size "
+          f"{partitioning.data_parallel_size(mesh)}.")
+    rules = partitioning.rules_from_config(cfg.logical_axis_rules)
+    tx = optim.make_optimizer(ml_collections.ConfigDict({**cfg.optim.to_dict(), "total_steps": 1}))
+    if has_ckpt:
+        state, shardings, _ = train.create_train_state(job.task, tx, mesh, rules, params_key, dropout_key)
+        manager = checkpointing.make_manager(ckpt_dir)
+        chosen = manager.latest_step() if step is None else int(step)
+        check(chosen in manager.all_steps(), f"{ckpt_dir} has no step {step}; it has steps "
+              f"{', '.join(map(str, manager.all_steps()))}.")
+        state, _, _ = checkpointing.restore(manager, jax.eval_shape(lambda s: s, state), shardings, chosen)
+        manager.close()
+    else:
+        try:
+            params = job.init_params()
+        except ValueError as e:
+            raise ConfigError(f"init_from={cfg.init_from}: {e}") from None
+        state, shardings, _ = train.create_train_state(job.task, tx, mesh, rules, params_key, dropout_key,
+                                                       params=params)
+        chosen = 0
+    steps = train.jit_steps(job.task, tx, lambda s: 0.0, mesh, shardings, 1)
+    context = RunContext(steps=steps, mesh=mesh, workdir=workdir, global_batch_size=cfg.global_batch_size,
+                         task=job.task)
+    return job.evaluate(context, state.params, chosen, write_predictions=write_predictions)

@@ -1,0 +1,228 @@
+"""Run configs as data: every field with its default, loading config files, overrides.
+
+Imports no JAX: config files (``configs/**.py``) import this module, and so do
+the CLI and the docs generator. A config file is a Python file whose
+``get_config([arg])`` returns an ``ml_collections.ConfigDict``; ``--config.a.b=v``
+overrides are applied on top, and an unknown field is an error listing close
+matches.
+
+  pretrain_defaults()        every pretraining field
+  finetune_defaults(task)    every fine-tuning field, with the task's ``data.*`` block
+                             and recipe defaults (``bert_jax.tasks.registry``)
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import os
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message says what to change."""
+
+
+def common_defaults() -> ml_collections.ConfigDict:
+    """The fields every training mode shares (model, optimizer, mesh, checkpoints, logging).
+
+    Fields (all overridable as ``--config.<path>=<value>``):
+      model.*                  BertConfig fields (Hugging Face names); vocab_size -1 = from the data
+      model_dtype              compute dtype: "float32" or "bfloat16" (params stay float32)
+      remat_policy             "none", "full", "dots" ... (see bert_jax.modeling.layers.remat_policy_fn)
+      scan_layers              scan over encoder layers (faster compiles for deep models)
+      global_batch_size        sequences per optimizer step, over all hosts
+      num_microbatches         gradient accumulation steps per optimizer step
+      optim.*                  see bert_jax.optim (name, learning_rate, total_steps, warmup ...)
+      mesh_shape               (data, fsdp, tensor); -1 = the remaining devices
+      logical_axis_rules       () = bert_jax.partitioning.DEFAULT_RULES, else ((logical, mesh), ...)
+      checkpoint.*             every_steps, keep (last K), keep_period (also keep every M), async_save
+      log_every_steps          fetch, check (NaN/Inf) and write metrics every N steps
+      eval_every_steps         evaluate every N steps (0 = only where the mode evaluates at the end)
+      eval_steps               batches per pretraining evaluation
+      stop_check_every_steps   multi-host: agree on a stop signal every N steps (0 = at log steps);
+                               a single process checks its own signal flag every step for free
+      init_from                a bert-jax workdir/checkpoint dir or a Hugging Face model dir ("" = none)
+      distributed.*            coordinator_address, num_processes, process_id (-1 = from env);
+                               initialize: "auto" (when the env says multi-host), "yes", "no"
+      peak_flops_per_device    override the MFU peak (FLOP/s); 0 = from bert_jax.flops table
+    """
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.model = ml_collections.ConfigDict(dict(
+        vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+        intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=2,
+        initializer_range=0.02, layer_norm_eps=1e-12))
+    c.model_dtype = "bfloat16"
+    c.remat_policy = "none"
+    c.scan_layers = False
+    c.global_batch_size = 256
+    c.num_microbatches = 1
+    c.optim = ml_collections.ConfigDict(dict(
+        name="adamw", learning_rate=1e-4, total_steps=1_000_000, warmup_steps=10_000,
+        warmup_fraction=0.0, schedule="linear", decay_power=1.0, end_learning_rate=0.0,
+        b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01, clip_grad_norm=1.0))
+    c.mesh_shape = (-1, 1, 1)
+    c.logical_axis_rules = ()
+    c.checkpoint = ml_collections.ConfigDict(dict(
+        every_steps=1000, keep=3, keep_period=0, async_save=True))
+    c.log_every_steps = 100
+    c.eval_every_steps = 0
+    c.eval_steps = 20
+    c.stop_check_every_steps = 0
+    c.init_from = ""
+    c.distributed = ml_collections.ConfigDict(dict(
+        initialize="auto", coordinator_address="", num_processes=-1, process_id=-1))
+    c.peak_flops_per_device = 0.0
+    return c
+
+
+def pretrain_defaults() -> ml_collections.ConfigDict:
+    """Every pretraining config field with its default; recipes override a few.
+
+    The shared fields are described in ``common_defaults``; pretraining adds:
+      use_nsp                  add the next-sentence loss
+      data.train_dir/eval_dir  shard directories from ``bert-jax data build``
+      data.max_seq_length, data.max_predictions_per_seq  must equal the shards' manifest
+      data.dynamic_masking, data.prefetch  loader options
+    model.vocab_size -1 takes the vocabulary size from the shards.
+    """
+    c = common_defaults()
+    c.mode = "pretrain"
+    c.use_nsp = True
+    c.data = ml_collections.ConfigDict(dict(
+        train_dir="", eval_dir="", max_seq_length=128, max_predictions_per_seq=20,
+        dynamic_masking=False, prefetch=2))
+    return c
+
+
+def finetune_defaults(task: str = "docs_section") -> ml_collections.ConfigDict:
+    """Every fine-tuning config field with its default, for a registered ``task``.
+
+    Fine-tuning adds to ``common_defaults``:
+      task                     a registered task (``bert_jax.tasks.registry.task_names()``)
+      seeds                    () = one run with ``seed``; (0, 1, 2) = one run per seed under
+                               ``<workdir>/seed_<s>``, summarised in ``<workdir>/eval/summary.json``
+      num_epochs               training epochs; turned into optim.total_steps when that is -1
+      eval_split               the split evaluated during and after training ("dev")
+      data.vocab_file          "" = the vocabulary that came with init_from
+      data.lowercase           tokenizer lower-casing (uncased vocabularies)
+      data.max_seq_length      tokens per example (truncated / padded)
+      data.*                   the task's own fields (see its module's ``config_defaults``)
+    ``init_from`` is required ("scratch" = a randomly initialised encoder); the workdir's own
+    checkpoint still wins over it on restart. The eval split is always evaluated at the end and
+    written to ``<workdir>/eval/<split>_results.json``.
+    """
+    from bert_jax.tasks import registry
+    c = common_defaults()
+    c.mode = "finetune"
+    c.task = task
+    c.seeds = ()
+    c.num_epochs = 3.0
+    c.eval_split = "dev"
+    c.data = ml_collections.ConfigDict(dict(vocab_file="", lowercase=True, max_seq_length=128))
+    c.model.vocab_size = -1
+    c.model_dtype = "float32"
+    c.global_batch_size = 32
+    c.optim.update(learning_rate=2e-5, total_steps=-1, warmup_steps=-1, warmup_fraction=0.1)
+    c.checkpoint.every_steps = 1000
+    c.log_every_steps = 50
+    c.eval_steps = 0
+    registry.get(task).config_defaults(c)
+    return c
+
+
+# ----------------------------------------------------------------------------- config files
+
+
+def load_config(path: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
+    """Load ``path[:arg]`` and apply ``a.b=value`` overrides (values parsed as Python literals)."""
+    arg = None
+    if ":" in path and not os.path.exists(path):
+        path, arg = path.rsplit(":", 1)
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} not found; pass e.g. --config configs/pretrain/tiny.py "
+                          "or --config configs/glue/sst2.py")
+    spec = importlib.util.spec_from_file_location(f"_bert_jax_config_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"{path} defines no get_config(); a config file must return a ConfigDict from it.")
+    config = module.get_config(arg) if arg is not None else module.get_config()
+    for item in overrides:
+        apply_override(config, item)
+    return config
+
+
+def all_keys(config, prefix="") -> list[str]:
+    """Every dotted field path of a (nested) config."""
+    keys = []
+    for k, v in config.items():
+        keys.append(prefix + k)
+        if isinstance(v, (ml_collections.ConfigDict, dict)):
+            keys += all_keys(v, prefix + k + ".")
+    return keys
+
+
+def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
+    """Apply one ``a.b.c=value``; unknown fields and wrong types are errors."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} needs the form --config.field=value")
+    key, raw = item.split("=", 1)
+    parts = key.split(".")
+    node = config
+    for i, part in enumerate(parts):
+        if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
+            close = difflib.get_close_matches(key, all_keys(config), n=3, cutoff=0.5)
+            hint = (f" Did you mean {', '.join(close)}?" if close else
+                    " See docs/config_reference.md for all fields.")
+            raise ConfigError(f"unknown config field {key!r}.{hint}")
+        if i < len(parts) - 1:
+            node = node[part]
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw  # a bare string, e.g. --config.optim.name=lamb
+    old = node[parts[-1]]
+    if isinstance(old, bool) and not isinstance(value, bool):
+        raise ConfigError(f"config field {key} takes True/False, got {raw!r}")
+    if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(old, tuple) and isinstance(value, (list, int)) and not isinstance(value, bool):
+        value = tuple(value) if isinstance(value, list) else (value,)
+    if isinstance(old, str) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = raw  # a string field given a numeric-looking value, e.g. a path "2024"
+    if old is not None and isinstance(old, (int, float, str, tuple)) and type(value) is not type(old):
+        raise ConfigError(f"config field {key} is {type(old).__name__} ({old!r}); got {raw!r}")
+    node[parts[-1]] = value
+
+
+def check(ok: bool, message: str) -> None:
+    """Raise ``ConfigError(message)`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(cfg) -> None:
+    """Checks of the shared fields that need no data, devices or JAX (ranges and choices)."""
+    check(cfg.model_dtype in ("float32", "bfloat16"), f"model_dtype={cfg.model_dtype!r}; use 'float32' or 'bfloat16'.")
+    check(cfg.global_batch_size > 0, f"global_batch_size={cfg.global_batch_size} must be positive.")
+    check(cfg.num_microbatches > 0, f"num_microbatches={cfg.num_microbatches} must be positive.")
+    check(cfg.global_batch_size % cfg.num_microbatches == 0,
+          f"global_batch_size={cfg.global_batch_size} is not divisible by num_microbatches={cfg.num_microbatches}.")
+    for name in ("log_every_steps",):
+        check(cfg[name] > 0, f"{name}={cfg[name]} must be positive.")
+    for name in ("eval_every_steps", "eval_steps", "stop_check_every_steps"):
+        check(cfg[name] >= 0, f"{name}={cfg[name]} must be >= 0 (0 = off / default).")
+    check(cfg.checkpoint.every_steps >= 0, f"checkpoint.every_steps={cfg.checkpoint.every_steps} must be >= 0 "
+          "(0 = only at the end).")
+    check(cfg.checkpoint.keep >= 0 and cfg.checkpoint.keep_period >= 0,
+          "checkpoint.keep and checkpoint.keep_period must be >= 0 (0 = keep all / no period).")
+    if "seeds" in cfg:
+        check(all(isinstance(s, int) and s >= 0 for s in cfg.seeds) and len(set(cfg.seeds)) == len(cfg.seeds),
+              f"seeds={tuple(cfg.seeds)!r} must be distinct non-negative integers, e.g. --config.seeds=0,1,2.")
+    if "num_epochs" in cfg:
+        check(cfg.num_epochs > 0, f"num_epochs={cfg.num_epochs} must be positive.")

@@ -1,0 +1,189 @@
+"""GLUE: CoLA, SST-2, MRPC, STS-B, QQP, MNLI (+ the AX diagnostic), QNLI, RTE, WNLI.
+
+Registered tasks ``cola sst2 mrpc stsb qqp mnli qnli rte wnli``. Data comes from a
+local directory in the original GLUE distribution layout (``data.data_dir``, read by
+``glue_data.read_glue`` with each task's own columns and quirks) or, on a machine
+with network, from the ``datasets`` hub (``data.hub_name="glue"``). Metrics are
+GLUE's own (``bert_jax.metrics.glue_metrics``) over the whole split; test
+predictions are written as GLUE server submission files (``CoLA.tsv``, ...,
+``MNLI-m.tsv``, ``MNLI-mm.tsv``, ``AX.tsv``), and ``bert-jax glue-submit`` gathers
+those of all tasks into one folder.
+
+MNLI evaluates ``dev`` as ``dev_matched`` + ``dev_mismatched``; its ``test`` covers
+``test_matched``, ``test_mismatched`` and the AX diagnostic (``data.ax_dir``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from bert_jax.tasks import registry
+
+# task -> (label names in model-output order, submission file stem(s))
+LABELS = {
+    "cola": ["0", "1"], "sst2": ["0", "1"], "mrpc": ["0", "1"], "qqp": ["0", "1"], "wnli": ["0", "1"],
+    "mnli": ["entailment", "neutral", "contradiction"], "qnli": ["entailment", "not_entailment"],
+    "rte": ["entailment", "not_entailment"], "stsb": None,
+}
+SINGLE_SENTENCE = ("cola", "sst2")
+SUBMISSION_FILES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
+                    "test_matched": "MNLI-m", "test_mismatched": "MNLI-mm", "ax": "AX", "qnli": "QNLI",
+                    "rte": "RTE", "wnli": "WNLI"}
+
+
+class GlueTask(registry.FinetuneTask):
+    head = "sequence_classification"
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def config_defaults(self, c):
+        c.data.data_dir = ""       # the task's folder in the GLUE layout (e.g. glue_data/MNLI)
+        c.data.hub_name = ""       # "glue": load from the datasets hub instead (needs network)
+        if self.name == "mnli":
+            c.data.ax_dir = ""     # folder of diagnostic.tsv ("" = <data_dir>/../diagnostic if present)
+        c.num_epochs = 3.0
+        c.optim.learning_rate = 2e-5
+        c.global_batch_size = 32
+        c.data.max_seq_length = 128
+        c.optim.warmup_fraction = 0.1
+
+    def label_names(self, cfg):
+        return LABELS[self.name]
+
+    def splits(self, cfg):
+        if self.name == "mnli":
+            return ("train", "dev_matched", "dev_mismatched", "test_matched", "test_mismatched", "ax")
+        return ("train", "dev", "test")
+
+    def eval_splits(self, cfg, split):
+        if self.name == "mnli" and split in ("dev", "test"):
+            names = [f"{split}_matched", f"{split}_mismatched"]
+            if split == "test" and self._ax_dir(cfg):
+                names.append("ax")
+            return names
+        return [split]
+
+    def _ax_dir(self, cfg) -> str:
+        given = cfg.data.get("ax_dir", "")
+        if given:
+            return given
+        guess = os.path.join(os.path.dirname(os.path.abspath(cfg.data.data_dir)), "diagnostic")
+        return guess if os.path.isfile(os.path.join(guess, "diagnostic.tsv")) else ""
+
+    def _examples(self, cfg, split):
+        from bert_jax.tasks import glue_data
+        if split not in self.splits(cfg):
+            raise ValueError(f"GLUE {self.name} has the splits {', '.join(self.splits(cfg))}, not {split!r}.")
+        if cfg.data.hub_name:
+            return glue_data.load_glue_hub(self.name if split != "ax" else "ax", split)
+        if not cfg.data.data_dir:
+            raise ValueError(f"data.data_dir is empty: pass --config.data.data_dir=DIR (the task's folder in the "
+                             f"GLUE distribution layout), or --config.data.hub_name=glue on a machine with network.")
+        if split == "ax":
+            return glue_data.read_glue("ax", self._ax_dir(cfg), "test")
+        return glue_data.read_glue(self.name, cfg.data.data_dir, split)
+
+    def load_split(self, cfg, split, tokenizer):
+        examples = self._examples(cfg, split)
+        labelled = bool(examples) and examples[0].label is not None
+        first = [e.text_a for e in examples]
+        second = None if self.name in SINGLE_SENTENCE else [e.text_b for e in examples]
+        enc = tokenizer(first, second, padding="max_length", truncation=True,
+                        max_length=cfg.data.max_seq_length, return_tensors="np")
+        arrays = {k: enc[k].astype(np.int32) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        info = {"num_examples": len(examples)}
+        if labelled:
+            labels = self._label_ids(examples)
+            arrays["labels"] = labels
+            if self.name != "stsb":
+                counts = np.bincount(labels, minlength=len(LABELS[self.name]))
+                info["label_counts"] = dict(zip(LABELS[self.name], counts.tolist()))
+                info["majority_baseline"] = float(counts.max() / max(counts.sum(), 1))
+        return registry.Split(split, arrays, examples=examples, has_labels=labelled, info=info)
+
+    def _label_ids(self, examples) -> np.ndarray:
+        if self.name == "stsb":
+            return np.asarray([float(e.label) for e in examples], np.float32)
+        names = LABELS[self.name]
+        return np.asarray([names.index(str(e.label)) if not isinstance(e.label, (int, np.integer))
+                           else int(e.label) for e in examples], np.int32)
+
+    def _metric_task(self, split) -> str:
+        if split.name == "ax":
+            return "ax"
+        if self.name == "mnli":
+            return "mnli_mismatched" if "mismatched" in split.name else "mnli_matched"
+        return self.name
+
+    def postprocess(self, cfg, split, outputs):
+        from bert_jax.metrics import glue_metrics
+        logits = outputs["logits"]
+        if self.name == "stsb":
+            predicted = logits[:, 0].astype(np.float64)
+        else:
+            predicted = np.argmax(logits, axis=-1)
+        if not split.has_labels:
+            return predicted, {}
+        return predicted, glue_metrics(self._metric_task(split), predicted, split.arrays["labels"])
+
+    def baselines(self, cfg, split):
+        from bert_jax.metrics import glue_metrics
+        labels = split.arrays["labels"]
+        if self.name == "stsb":
+            return {}
+        majority = np.full_like(labels, np.bincount(labels).argmax())
+        return {f"majority_{k}": v for k, v in glue_metrics(self._metric_task(split), majority, labels).items()}
+
+    def write_predictions(self, cfg, split, predictions, directory):
+        from bert_jax.tasks import glue_data
+        stem = SUBMISSION_FILES.get(split.name if self.name == "mnli" else self.name)
+        if self.name == "mnli" and stem is None:
+            stem = "MNLI-mm" if "mismatched" in split.name else "MNLI-m"
+        if self.name == "stsb":
+            values = [float(v) for v in predictions]
+        else:
+            names = LABELS[self.name] if split.name != "ax" else LABELS["mnli"]
+            values = [names[int(p)] for p in predictions]
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, f"{stem}.tsv")
+        glue_data.write_glue_submission("ax" if split.name == "ax" else self.name, values, path,
+                                        indices=[e.guid for e in split.examples])
+        return [path]
+
+
+for _name in LABELS:
+    registry.register(GlueTask(_name))
+
+
+def gather_submission(workdirs: list[str], output: str, *, overwrite: bool = False) -> dict[str, str]:
+    """Copy each run's GLUE test submission files (``W/eval/<split>/<Task>.tsv``) into ``output``.
+
+    Returns ``{file name: source path}``; a file found in two runs, or an existing output file
+    without ``overwrite``, is an error.
+    """
+    import shutil
+    wanted = set(SUBMISSION_FILES.values())
+    found: dict[str, str] = {}
+    for workdir in workdirs:
+        root = os.path.join(workdir, "eval")
+        if not os.path.isdir(root):
+            raise ValueError(f"{workdir} has no eval/ folder; run 'bert-jax evaluate --split test' on it first.")
+        for split in sorted(os.listdir(root)):
+            if not split.startswith("test") and split != "ax":
+                continue
+            for name in sorted(os.listdir(os.path.join(root, split))):
+                if name.endswith(".tsv") and name[:-4] in wanted:
+                    if name in found:
+                        raise ValueError(f"{name} is in both {found[name]} and {os.path.join(root, split, name)}; "
+                                         "pass each task's run once.")
+                    found[name] = os.path.join(root, split, name)
+    os.makedirs(output, exist_ok=True)
+    clash = [n for n in found if os.path.exists(os.path.join(output, n))]
+    if clash and not overwrite:
+        raise ValueError(f"{output} already holds {', '.join(sorted(clash))}; pass --overwrite to replace them.")
+    for name, source in found.items():
+        shutil.copyfile(source, os.path.join(output, name))
+    return found

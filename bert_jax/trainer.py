@@ -1,0 +1,246 @@
+"""The one training wiring: mesh, state, checkpoints and hooks around a ``TrainingJob``.
+
+``run_training(config, workdir, make_job)`` serves every mode; only ``make_job``
+differs (``bert_jax.tasks.pretraining.pretraining_job``, ``bert_jax.finetuning.finetune_job``).
+Order of work, so a refused run writes nothing:
+  1. checks that need no compute (config ranges, mesh, batch arithmetic);
+  2. the job (data, model, task) -- a ValueError there becomes a ``ConfigError``;
+  3. the starting state: the workdir's own newest checkpoint -> ``init_from`` -> scratch;
+  4. only then the workdir: ``config.json``, checkpoints, ``metrics.jsonl`` (rows past the
+     restored step, left by a run that died after its last checkpoint, are dropped so the
+     file reads as one run), TensorBoard;
+  5. ``bert_jax.train.fit`` with the hooks of ``bert_jax.hooks``.
+SIGTERM saves at the current step and exits 143, SIGINT (Ctrl-C) likewise with 130.
+A non-finite loss stops the run naming the first bad step; checkpoints at or after the
+step whose parameters produced it are moved aside, so a rerun resumes from a good one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from typing import Any, Callable
+
+import ml_collections
+
+from bert_jax.run_config import ConfigError, check, validate
+
+log = logging.getLogger("bert_jax")
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What an evaluation needs from the run: the jitted steps, the mesh, where to write."""
+
+    steps: Any
+    mesh: Any
+    workdir: str
+    global_batch_size: int
+    task: Any
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def trim_metrics(workdir: str, step: int) -> int:
+    """Drop ``metrics.jsonl`` rows logged after ``step`` (a resumed run re-trains those steps).
+
+    Returns the number of rows dropped."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        lines = [line for line in f if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            pass  # a line cut by a kill mid-write
+    if len(kept) != len(lines):
+        atomic_write_text(path, "".join(kept))
+    return len(lines) - len(kept)
+
+
+def _quarantine(ckpt_dir: str, first_bad_step: int) -> list[int]:
+    """Move checkpoints of steps >= ``first_bad_step - 1`` (their parameters produced the
+    non-finite value, or came after it) to ``<checkpoints>_nonfinite/``; returns their steps."""
+    moved = []
+    if not os.path.isdir(ckpt_dir):
+        return moved
+    for name in sorted(os.listdir(ckpt_dir)):
+        if name.isdigit() and int(name) >= first_bad_step - 1:
+            target = ckpt_dir.rstrip("/") + "_nonfinite"
+            os.makedirs(target, exist_ok=True)
+            shutil.move(os.path.join(ckpt_dir, name), os.path.join(target, name))
+            moved.append(int(name))
+    return moved
+
+
+def run_training(config, workdir: str, make_job: Callable) -> dict:
+    """Train (or resume) ``make_job``'s job in ``workdir``.
+
+    Args:
+      config: a ``ConfigDict`` with the ``run_config.common_defaults`` fields plus the mode's own.
+      workdir: run directory; an existing checkpoint there is resumed (it wins over ``init_from``).
+      make_job: ``(frozen_config, params_key, *, resuming) -> bert_jax.tasks.TrainingJob``.
+    Returns:
+      The last logged train metrics plus ``step``, ``start_step`` (where this invocation began),
+      ``preempted``, ``exit_code`` (0, or 143 / 130 after SIGTERM / SIGINT) and ``eval``
+      (the last evaluation's metrics, ``{}`` when none ran).
+    Raises:
+      ConfigError: a setting or input that cannot work (nothing was written).
+      NonFiniteLoss: the loss or a norm became NaN/Inf.
+    """
+    from bert_jax import partitioning as _p
+    try:
+        _p.maybe_initialize_distributed(config.distributed)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    import jax
+    from bert_jax import checkpointing, flops, hooks as hooks_lib, optim, partitioning, train
+    from bert_jax.metrics import MetricWriter, Throughput
+
+    cfg = ml_collections.FrozenConfigDict(config)
+    validate(cfg)
+    try:
+        mesh = partitioning.make_mesh(cfg.mesh_shape)
+    except ValueError as e:
+        raise ConfigError(f"{e} (config field mesh_shape)") from None
+    dp = partitioning.data_parallel_size(mesh)
+    gbs, nmb = cfg.global_batch_size, cfg.num_microbatches
+    check((gbs // nmb) % dp == 0,
+          f"global_batch_size={gbs} / num_microbatches={nmb} = {gbs // nmb} is not divisible by the "
+          f"data-parallel size {dp} (mesh data x fsdp); make it a multiple of {dp * nmb}.")
+    check(gbs % jax.process_count() == 0,
+          f"global_batch_size={gbs} is not divisible by the {jax.process_count()} processes.")
+    root = jax.random.PRNGKey(cfg.seed)
+    params_key, dropout_key = jax.random.split(root)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+
+    def open_manager():
+        return checkpointing.make_manager(ckpt_dir, keep=cfg.checkpoint.keep,
+                                          keep_period=cfg.checkpoint.keep_period,
+                                          async_save=cfg.checkpoint.async_save)
+
+    # The manager creates its directory: open it only once the job and state are known to work.
+    manager = open_manager() if os.path.isdir(ckpt_dir) else None
+    latest = manager.latest_step() if manager else None
+    try:
+        job = make_job(cfg, params_key, resuming=latest is not None)
+        optim_cfg = ml_collections.ConfigDict(cfg.optim.to_dict())
+        if job.total_steps is not None:
+            optim_cfg.total_steps = int(job.total_steps)
+        tx, schedule = optim.make_optimizer(optim_cfg), optim.make_schedule(optim_cfg)
+    except (ValueError, FileNotFoundError) as e:
+        raise ConfigError(str(e)) from None
+    task, model_cfg, loader = job.task, job.model_config, job.loader
+    rules = partitioning.rules_from_config(cfg.logical_axis_rules)
+    abstract_params = partitioning.unbox(jax.eval_shape(task.init_params, params_key))
+    if latest is not None:
+        try:
+            checkpointing.check_compatible(checkpointing.read_meta(manager, latest), abstract_params,
+                                           workdir, latest)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    # --- state: own checkpoint -> init_from -> scratch
+    try:
+        init_params = job.init_params() if (latest is None and job.init_params) else None
+    except (ValueError, FileNotFoundError) as e:
+        raise ConfigError(f"init_from={cfg.init_from}: {e}") from None
+    try:
+        state, shardings, _ = train.create_train_state(task, tx, mesh, rules, params_key, dropout_key,
+                                                       params=init_params)
+    except ValueError as e:
+        if init_params is None:
+            raise
+        raise ConfigError(f"init_from={cfg.init_from}: {e}") from None
+    if latest is not None:
+        abstract = jax.eval_shape(lambda s: s, state)
+        state, loader_state, _ = checkpointing.restore(manager, abstract, shardings, latest)
+        if loader_state:
+            loader.restore(loader_state)
+        log.info("resumed from %s at step %d", workdir, latest)
+    start_step = int(state.step)
+    total = int(optim_cfg.total_steps)
+
+    # --- the workdir
+    if jax.process_index() == 0:
+        os.makedirs(workdir, exist_ok=True)
+        resolved = json.loads(config.to_json_best_effort())
+        resolved["resolved"] = {"mesh": dict(mesh.shape), "vocab_size": model_cfg.vocab_size,
+                                "total_steps": total, "num_processes": jax.process_count(),
+                                "num_devices": jax.device_count(), **({"data": job.info} if job.info else {})}
+        atomic_write_text(os.path.join(workdir, "config.json"), json.dumps(resolved, indent=2) + "\n")
+        dropped = trim_metrics(workdir, start_step)
+        if dropped:
+            log.info("metrics.jsonl: dropped %d row(s) logged after step %d by the interrupted run",
+                     dropped, start_step)
+    manager = manager or open_manager()
+    meta = {"param_shapes": checkpointing.param_shapes(state.params), "model": model_cfg.to_dict(),
+            "mesh_shape": list(mesh.devices.shape),
+            # the user-facing class, so `bert-jax convert` can export any step
+            "target": type(task.module).__name__.removesuffix("Module")}
+    steps = train.jit_steps(task, tx, schedule, mesh, shardings, nmb)
+    context = RunContext(steps=steps, mesh=mesh, workdir=workdir, global_batch_size=gbs, task=task)
+    writer = MetricWriter(workdir, total, start_step)
+    peak = cfg.peak_flops_per_device or flops.peak_flops_per_device(jax.devices()[0].device_kind)
+    throughput = Throughput(gbs, task.max_seq_length, task.flops_per_example(model_cfg) * gbs,
+                            jax.device_count(), peak)
+    batches = train.GlobalBatches(loader, mesh, keys=task.batch_spec)
+
+    def save(step, state, force):
+        return checkpointing.save(manager, step, state, batches.position, meta, force=force)
+
+    def evaluate(step, state):
+        values = job.evaluate(context, state.params, step)
+        writer.write(step, values, prefix="eval")
+        return values
+
+    metrics_hook = hooks_lib.MetricsHook(writer, throughput, cfg.log_every_steps, total)
+    ckpt_hook = hooks_lib.CheckpointHook(save, metrics_hook.verify, cfg.checkpoint.every_steps, latest)
+    stop_hook = hooks_lib.StopHook(ckpt_hook, cfg.stop_check_every_steps or cfg.log_every_steps)
+    eval_hook = hooks_lib.EvalHook(evaluate, cfg.eval_every_steps if job.evaluate else 0,
+                                   at_end=job.eval_at_end and job.evaluate is not None,
+                                   skip_end=lambda: stop_hook.stopped)
+    # Order matters: metrics are checked before a checkpoint is written, and the stop
+    # signal is honoured after this step's evaluation and checkpoint.
+    hooks = [metrics_hook, eval_hook, ckpt_hook, stop_hook]
+    stop_hook.install()
+    try:
+        state = train.fit(state, steps.train, batches, num_steps=total, hooks=hooks,
+                          end_hooks=[metrics_hook.end, ckpt_hook.end, eval_hook.end])
+    except train.NonFiniteLoss as e:
+        manager.wait_until_finished()
+        moved = _quarantine(ckpt_dir, e.step) if jax.process_index() == 0 else []
+        kept = sorted(int(n) for n in os.listdir(ckpt_dir) if n.isdigit()) if os.path.isdir(ckpt_dir) else []
+        note = (f" Checkpoint(s) of step(s) {', '.join(map(str, moved))} were written from parameters that "
+                f"produced it and were moved to {ckpt_dir.rstrip('/')}_nonfinite/." if moved else "")
+        good = (f" The last good checkpoint is step {kept[-1]}." if kept else
+                " No checkpoint was kept; the rerun starts from the beginning.")
+        raise _with_note(train.NonFiniteLoss(e.step, e.key, e.value), note + good) from None
+    finally:
+        stop_hook.uninstall()
+        manager.wait_until_finished()
+        writer.close()
+        if hasattr(loader, "close"):
+            loader.close()
+        if job.close:
+            job.close()
+    return {**metrics_hook.last, "step": int(state.step), "start_step": start_step,
+            "preempted": stop_hook.stopped, "exit_code": stop_hook.exit_code, "eval": eval_hook.values}
+
+
+def _with_note(error: Exception, note: str) -> Exception:
+    error.args = (str(error) + note,)
+    return error

@@ -1,0 +1,158 @@
+"""``init_from``: the one loader of starting parameters, for every training mode.
+
+A source is one of
+  * a bert-jax run directory (``checkpoints/`` + ``config.json``): its latest checkpoint;
+  * an Orbax checkpoint directory (step folders) of a bert-jax run;
+  * a bert-jax export (``bert_jax_params.safetensors`` + ``config.json``);
+  * a Hugging Face model directory (``config.json`` + ``model.safetensors`` / ``pytorch_model.bin``).
+Every source goes through Hugging Face parameter names, so one set of checks
+applies: the architecture must match the configured model (every field that
+fixes a shape), the whole encoder must be present, and what is freshly
+initialised (a new head) is listed once, in one warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+
+import numpy as np
+
+log = logging.getLogger("bert_jax")
+
+# Fields that fix parameter shapes: init_from must agree with the config on all of them.
+ARCHITECTURE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                       "intermediate_size", "max_position_embeddings", "type_vocab_size")
+
+
+def source_kind(path: str) -> str:
+    """``"workdir"``, ``"orbax"``, ``"native"`` or ``"hf"``; a ValueError says what a source must hold."""
+    from bert_jax.convert import native
+    if not os.path.exists(path):
+        raise ValueError(f"init_from={path!r} does not exist; give a bert-jax pretraining workdir, a bert-jax "
+                         "or Hugging Face model directory, or init_from=scratch for a random encoder.")
+    if not os.path.isdir(path):
+        raise ValueError(f"init_from={path!r} is a file, not a directory; give the directory that holds it.")
+    if os.path.isdir(os.path.join(path, "checkpoints")):
+        return "workdir"
+    if native.is_native_checkpoint(path):
+        return "native"
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return "hf"
+    if any(name.isdigit() for name in os.listdir(path)):
+        return "orbax"
+    raise ValueError(f"init_from={path!r} holds no checkpoints/ folder, no bert_jax_params.safetensors, no "
+                     "config.json and no checkpoint steps; point it at a pretraining workdir or a model directory.")
+
+
+def _run_config(path: str) -> dict:
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def source_architecture(path: str) -> dict:
+    """The model fields (``BertConfig`` names) of the checkpoint at ``path``, read without its weights."""
+    from bert_jax import checkpointing
+    from bert_jax.config import BertConfig
+    kind = source_kind(path)
+    if kind == "workdir":
+        run = _run_config(path)
+        return {**run["model"], "vocab_size": run.get("resolved", {}).get("vocab_size", run["model"]["vocab_size"])}
+    if kind == "orbax":
+        return (checkpointing.restore_params_to_cpu(path)[1] or {}).get("model", {})
+    return BertConfig.from_pretrained(path).to_dict()
+
+
+def check_architecture(path: str, model_config) -> None:
+    """ValueError naming every shape field where ``init_from`` and the config disagree."""
+    have = source_architecture(path)
+    diffs = [(k, have.get(k), getattr(model_config, k)) for k in ARCHITECTURE_FIELDS
+             if have.get(k) is not None and have.get(k) != getattr(model_config, k)]
+    if diffs:
+        told = ", ".join(f"{k}={a} (config: {b})" for k, a, b in diffs)
+        fix = " ".join(f"--config.model.{k}={a}" for k, a, _ in diffs)
+        raise ValueError(f"init_from={path} is a model of another shape: {told}. Set {fix}, "
+                         "or init from a checkpoint of the configured shape.")
+
+
+def source_state_dict(path: str) -> dict[str, np.ndarray]:
+    """Hugging Face-named weights of any supported source (``bert.encoder.layer.0...``)."""
+    from bert_jax import checkpointing
+    from bert_jax.convert import hf, native
+    kind = source_kind(path)
+    if kind == "hf":
+        return hf.load_hf_state_dict(path)
+    if kind == "native":
+        params, _, target = native.load_native_checkpoint(path)
+    else:
+        directory = os.path.join(path, "checkpoints") if kind == "workdir" else path
+        params, meta = checkpointing.restore_params_to_cpu(directory)
+        target = (meta or {}).get("target") or ("BertForPreTraining" if "cls" in params else "BertModel")
+        if target != "BertModel" and "bert" not in params:
+            target = "BertModel"
+    return hf.params_to_hf_state_dict(params, None, target)
+
+
+def load_init_params(path: str, model_config, target: str, fresh_params, *, scan_layers: bool = False):
+    """Parameters of ``target`` with everything ``path`` has and fresh heads for the rest.
+
+    Args:
+      path: an ``init_from`` source (see the module docstring).
+      model_config: the configured ``BertConfig`` (shapes are checked against it).
+      target: the class being trained, e.g. ``"BertForSequenceClassification"``.
+      fresh_params: plain parameter tree of ``target`` to take absent heads from.
+      scan_layers: return the layers stacked for a ``scan_layers=True`` module.
+    Returns:
+      ``(params, fresh)``: the tree and the Hugging Face names of freshly initialised parameters.
+    Raises:
+      ValueError: the path holds no checkpoint, another shape, or an incomplete encoder.
+    """
+    import jax
+    from bert_jax.convert import hf
+    check_architecture(path, model_config)
+    state = source_state_dict(path)
+    hf_logger = logging.getLogger(hf.__name__)
+    level = hf_logger.level
+    with warnings.catch_warnings():
+        # The converter reports fresh parameters itself; here they are reported once, naming init_from.
+        warnings.simplefilter("ignore")
+        hf_logger.setLevel(logging.ERROR)
+        try:
+            params, report = hf.hf_state_dict_to_params(
+                state, model_config, target, init_params=hf.unstack_layers(jax.device_get(fresh_params)),
+                scan_layers=scan_layers, ignore_mismatched_heads=True)
+        finally:
+            hf_logger.setLevel(level)
+    if report.initialized:
+        log.warning("init_from=%s: encoder restored (%d tensors); freshly initialised (trained from scratch by "
+                    "this run): %s", path, len(report.loaded), ", ".join(report.initialized))
+    if report.unused:
+        log.info("init_from=%s: %d tensor(s) not used by %s: %s", path, len(report.unused), target,
+                 ", ".join(sorted(report.unused)))
+    return params, report.initialized
+
+
+def resolve_vocab_file(vocab_file: str, init_from: str) -> str:
+    """``data.vocab_file`` if set, else the vocabulary that came with ``init_from`` (a model
+    directory's ``vocab.txt``, or the pretraining shards' copy for a bert-jax workdir)."""
+    if vocab_file:
+        if not os.path.isfile(vocab_file):
+            raise ValueError(f"data.vocab_file={vocab_file!r} does not exist.")
+        return vocab_file
+    if init_from and init_from != "scratch":
+        source_kind(init_from)  # a missing or unusable path is named as such, before the vocabulary
+        candidates = [os.path.join(init_from, "vocab.txt")]
+        run_config = os.path.join(init_from, "config.json")
+        if os.path.isdir(os.path.join(init_from, "checkpoints")) and os.path.isfile(run_config):
+            run = _run_config(init_from)
+            train_dir = run.get("data", {}).get("train_dir", "")
+            vocab = run.get("data", {}).get("vocab_file", "")
+            candidates += [os.path.join(train_dir, "vocab.txt")] + ([vocab] if vocab else [])
+        for c in candidates:
+            if c and os.path.isfile(c):
+                return c
+    raise ValueError("no vocabulary: set --config.data.vocab_file=VOCAB.txt (the one the encoder was "
+                     "pretrained with); it is found automatically only in a model directory or a "
+                     "pretraining workdir whose shards still exist.")
