@@ -131,7 +131,8 @@ def test_ranks_match_scipy():
         np.testing.assert_array_equal(rank_average(x), stats.rankdata(x))
 
 
-@pytest.mark.parametrize("p,y", [([2.5, 2.5, 2.5], [1.0, 2.0, 3.0]), ([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]), ([1.0], [2.0])])
+@pytest.mark.parametrize("p,y", [([2.5, 2.5, 2.5], [1.0, 2.0, 3.0]), ([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]),
+                                 ([1.0], [2.0])])
 def test_constant_regression_is_zero_where_scipy_is_undefined(p, y):
     # scipy: NaN with ConstantInputWarning (constant), ValueError (n=1). Defined as 0.0 here.
     with warnings.catch_warnings():

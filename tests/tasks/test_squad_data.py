@@ -91,8 +91,8 @@ def build_squad(num_paragraphs=40, questions_per_paragraph=3, unanswerable_every
                 a = max(0, hit - int(rng.integers(0, 3)))
                 b = min(len(words), hit + 1 + int(rng.integers(0, 3)))
             start, end = offset + words[a][0], offset + words[b - 1][1]
-            qas.append({"id": qid, "question": question, "answers": [{"text": context[start:end], "answer_start": start}],
-                        "is_impossible": False})
+            answer = {"text": context[start:end], "answer_start": start}
+            qas.append({"id": qid, "question": question, "answers": [answer], "is_impossible": False})
         paragraphs.append({"context": context, "qas": qas})
     return {"version": "v2.0", "data": [{"title": "corpus", "paragraphs": paragraphs}]}
 
