@@ -15,6 +15,9 @@ import importlib
 
 _EXPORTS = {
     "MetricWriter": "writer", "Accumulator": "writer", "Throughput": "writer", "to_host": "writer",
+    "glue_metrics": "glue", "canonical_task": "glue",
+    "squad_evaluate": "squad", "normalize_answer": "squad",
+    "ner_metrics": "ner",
 }
 
 
