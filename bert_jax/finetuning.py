@@ -40,9 +40,16 @@ def _model_config(cfg, task_def, vocab_size_of_tokenizer: int, *, check_source: 
     """``BertConfig`` of the run: the vocabulary size comes from ``init_from`` (or, from scratch,
     the tokenizer), and the tokenizer may never produce an id the embedding lacks."""
     from bert_jax.config import BertConfig
-    from bert_jax.warm_start import check_architecture, source_architecture
+    from bert_jax.warm_start import ARCHITECTURE_FIELDS, check_architecture, source_architecture
     scratch = cfg.init_from == "scratch"
-    vocab_size = cfg.model.vocab_size
+    fields = cfg.model.to_dict()
+    unset = [k for k in ARCHITECTURE_FIELDS if k != "vocab_size" and fields.get(k, 0) == -1]
+    if unset:
+        if scratch:
+            raise ValueError(f"init_from=scratch needs the model shape: set {', '.join(f'--config.model.{k}' for k in unset)}.")
+        arch = source_architecture(cfg.init_from)
+        fields.update({k: int(arch[k]) for k in unset})
+    vocab_size = fields["vocab_size"]
     if vocab_size <= 0:
         vocab_size = vocab_size_of_tokenizer if scratch else int(source_architecture(cfg.init_from)["vocab_size"])
     if vocab_size_of_tokenizer > vocab_size:
@@ -52,7 +59,7 @@ def _model_config(cfg, task_def, vocab_size_of_tokenizer: int, *, check_source: 
             f"but the model embeds {vocab_size}{where}; token ids past {vocab_size - 1} would have no embedding. "
             "Use the vocabulary the checkpoint was trained with: --config.data.vocab_file=<its vocab.txt>.")
     try:
-        model_cfg = BertConfig(**{**cfg.model.to_dict(), "vocab_size": vocab_size,
+        model_cfg = BertConfig(**{**fields, "vocab_size": vocab_size,
                                   "num_labels": task_def.num_labels(cfg)})
     except (TypeError, ValueError) as e:
         raise ValueError(f"model config: {e}") from None

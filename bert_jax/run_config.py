@@ -111,6 +111,7 @@ def finetune_defaults(task: str = "docs_section") -> ml_collections.ConfigDict:
       data.vocab_file          "" = the vocabulary that came with init_from
       data.lowercase           tokenizer lower-casing (uncased vocabularies)
       data.max_seq_length      tokens per example (truncated / padded)
+      model.<shape fields>     -1 = the shape of ``init_from`` (vocab_size, hidden_size, layers, heads, ...)
       data.*                   the task's own fields (see its module's ``config_defaults``)
     ``init_from`` is required ("scratch" = a randomly initialised encoder); the workdir's own
     checkpoint still wins over it on restart. The eval split is always evaluated at the end and
@@ -124,7 +125,10 @@ def finetune_defaults(task: str = "docs_section") -> ml_collections.ConfigDict:
     c.num_epochs = 3.0
     c.eval_split = "dev"
     c.data = ml_collections.ConfigDict(dict(vocab_file="", lowercase=True, max_seq_length=128))
-    c.model.vocab_size = -1
+    # -1 = the shape of init_from (a scratch run must set these)
+    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                 "max_position_embeddings", "type_vocab_size"):
+        c.model[name] = -1
     c.model_dtype = "float32"
     c.global_batch_size = 32
     c.optim.update(learning_rate=2e-5, total_steps=-1, warmup_steps=-1, warmup_fraction=0.1)
