@@ -348,7 +348,7 @@ def make_nextsent(splits, rng, writer, sizes=(1600, 250, 250)):
                 candidates = others[doc.file]
                 while True:
                     name, second = candidates[rng.integers(len(candidates))]
-                    if name != doc.name:
+                    if name != doc.name and (doc.sentences[i], second) not in splits["pairs"]:
                         break
             rows.append((doc.sentences[i], second, "entailment" if label else "not_entailment"))
         examples[split] = rows
@@ -844,7 +844,8 @@ def make_swag(splits, rng, writer, sizes=(700, 150, 150)):
             # among them the closest in length to the gold ending, so neither the opening words nor
             # the length give the answer away.
             for group in (by_prefix[sent2.lower()], by_first[nxt[0].lower()], endings):
-                options = [e for name, e in group if name != doc.name and e != gold and e not in distractors]
+                options = [e for name, e in group if name != doc.name and e != gold and e not in distractors
+                           and (doc.sentences[i], f"{sent2} {e}") not in splits["pairs"]]
                 if not options:
                     continue
                 options = [options[k] for k in rng.permutation(len(options))]
@@ -881,7 +882,7 @@ def make_swag(splits, rng, writer, sizes=(700, 150, 150)):
         f"sent1 is a sentence of 6-30 words whose successor in the same document also has 6-30 words; sent2 "
         f"is the successor's first {PREFIX_WORDS} words, and the correct ending the rest of it. The three "
         "distractors are the rests (after their first two words) of real sentences of *other* documents of "
-        "the same split: sentences that open with the same two words if there are enough, else the same "
+        "the same split, never one that follows sent1 anywhere in the corpus: sentences that open with the same two words if there are enough, else the same "
         "first word, else any; among those, the ones closest in length to the correct ending. The correct "
         "ending's position (label) is uniform over 0-3.",
         "label = index (0-3) of the ending that completes sent2 as the corpus does.",
@@ -911,7 +912,11 @@ SETS = (
 
 def derive(corpus_dir: str, output_dir: str, only: list[str] | None = None) -> dict:
     """Writes every set (or those in `only`) under `output_dir`; returns {set: {split: size}}."""
-    splits = by_split(read_corpus(corpus_dir))
+    docs = read_corpus(corpus_dir)
+    splits = by_split(docs)
+    # Consecutive sentence pairs anywhere in the corpus: a negative or distractor must not be one (a
+    # sentence repeated in several documents can have several true successors).
+    splits["pairs"] = {(a, b) for d in docs for a, b in zip(d.sentences, d.sentences[1:])}
     summary = {}
     for number, (name, make) in enumerate(SETS):
         if only and name not in only:
