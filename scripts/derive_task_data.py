@@ -882,8 +882,8 @@ def make_swag(splits, rng, writer, sizes=(700, 150, 150)):
         f"sent1 is a sentence of 6-30 words whose successor in the same document also has 6-30 words; sent2 "
         f"is the successor's first {PREFIX_WORDS} words, and the correct ending the rest of it. The three "
         "distractors are the rests (after their first two words) of real sentences of *other* documents of "
-        "the same split, never one that follows sent1 anywhere in the corpus: sentences that open with the same two words if there are enough, else the same "
-        "first word, else any; among those, the ones closest in length to the correct ending. The correct "
+        "the same split, never one that follows sent1 anywhere in the corpus: sentences that open with the "
+        "same two words if there are enough, else the same first word, else any; among those, the ones closest in length to the correct ending. The correct "
         "ending's position (label) is uniform over 0-3.",
         "label = index (0-3) of the ending that completes sent2 as the corpus does.",
         [("split", "examples", "label 0", "label 1", "label 2", "label 3")] + [

@@ -50,13 +50,15 @@ def layout(task, root):
         head = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
         write(f"{d}/train.tsv", [head, [1, 702876, 702977, QUOTED, b[0]], [0, 2108705, 2108831, a[1], b[1]]])
         write(f"{d}/dev.tsv", [head, [0, 1, 2, a[2], b[2]]])
-        write(f"{d}/test.tsv", [["index", "#1 ID", "#2 ID", "#1 String", "#2 String"], [0, 1089874, 1089925, b[0], a[0]]])
+        write(f"{d}/test.tsv", [["index", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+                                [0, 1089874, 1089925, b[0], a[0]]])
         return {"train": [("train-0", QUOTED, b[0], "1"), ("train-1", a[1], b[1], "0")],
                 "dev": [("dev-0", a[2], b[2], "0")], "test": [("test-0", b[0], a[0], None)]}
     if task == "stsb":
         write(f"{d}/train.tsv", [STS_HEAD + ["score"], [0, "main-captions", "MSRvid", "2012test", 1, "none", "none",
                                                        QUOTED, b[0], "5.000"]])
-        write(f"{d}/dev.tsv", [STS_HEAD + ["score"], [7, "main-forums", "f", "2014", 3, "none", "none", a[1], b[1], "0.8"]])
+        write(f"{d}/dev.tsv", [STS_HEAD + ["score"],
+                               [7, "main-forums", "f", "2014", 3, "none", "none", a[1], b[1], "0.8"]])
         write(f"{d}/test.tsv", [STS_HEAD, [0, "main-news", "f", "2016", 1, "none", "none", a[2], b[2]]])
         return {"train": [("train-0", QUOTED, b[0], 5.0)], "dev": [("dev-7", a[1], b[1], 0.8)],
                 "test": [("test-0", a[2], b[2], None)]}
@@ -124,7 +126,8 @@ def test_missing_file_names_the_layout(tmp_path):
 
 
 def test_missing_column_names_file_line_and_header(tmp_path):
-    write(tmp_path / "rte" / "train.tsv", [["index", "sentence1", "hypothesis", "label"], [0, S[0], S[1], "entailment"]])
+    write(tmp_path / "rte" / "train.tsv", [["index", "sentence1", "hypothesis", "label"],
+                                           [0, S[0], S[1], "entailment"]])
     with pytest.raises(ValueError, match=r"rte[/\\]train.tsv:1: the header has no column 'sentence2' "
                                          r"\(it has: index, sentence1, hypothesis, label\)"):
         read_glue("rte", str(tmp_path / "rte"), "train")
