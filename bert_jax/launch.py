@@ -151,7 +151,7 @@ def glue_submit_main(argv: list[str]) -> int:
     except ValueError as e:
         print(f"bert-jax glue-submit: {e}", file=sys.stderr)
         return 2
-    missing = sorted(set(f"{v}.tsv" for v in SUBMISSION_FILES.values()) - set(found))
+    missing = sorted(set(f"{v}.tsv" for v in SUBMISSION_FILES) - set(found))
     print(f"{len(found)} submission file(s) in {args.output}" +
           (f"; missing for a full GLUE submission: {', '.join(missing)}" if missing else ""))
     return 0

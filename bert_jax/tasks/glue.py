@@ -20,17 +20,17 @@ import os
 import numpy as np
 
 from bert_jax.tasks import registry
+from bert_jax.tasks import glue_data
 
-# task -> (label names in model-output order, submission file stem(s))
-LABELS = {
-    "cola": ["0", "1"], "sst2": ["0", "1"], "mrpc": ["0", "1"], "qqp": ["0", "1"], "wnli": ["0", "1"],
-    "mnli": ["entailment", "neutral", "contradiction"], "qnli": ["entailment", "not_entailment"],
-    "rte": ["entailment", "not_entailment"], "stsb": None,
-}
+TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
 SINGLE_SENTENCE = ("cola", "sst2")
-SUBMISSION_FILES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
-                    "test_matched": "MNLI-m", "test_mismatched": "MNLI-mm", "ax": "AX", "qnli": "QNLI",
-                    "rte": "RTE", "wnli": "WNLI"}
+# every GLUE server file name, for checking a gathered submission
+SUBMISSION_FILES = [name[:-4] for spec in glue_data.GLUE_TASKS.values() for name in spec.submission.values()]
+
+
+def _labels(task: str):
+    labels = glue_data.get_task(task).labels
+    return None if labels is None else list(labels)
 
 
 class GlueTask(registry.FinetuneTask):
@@ -51,7 +51,7 @@ class GlueTask(registry.FinetuneTask):
         c.optim.warmup_fraction = 0.1
 
     def label_names(self, cfg):
-        return LABELS[self.name]
+        return _labels(self.name)
 
     def splits(self, cfg):
         if self.name == "mnli":
@@ -74,7 +74,6 @@ class GlueTask(registry.FinetuneTask):
         return guess if os.path.isfile(os.path.join(guess, "diagnostic.tsv")) else ""
 
     def _examples(self, cfg, split):
-        from bert_jax.tasks import glue_data
         if split not in self.splits(cfg):
             raise ValueError(f"GLUE {self.name} has the splits {', '.join(self.splits(cfg))}, not {split!r}.")
         if cfg.data.hub_name:
@@ -99,15 +98,15 @@ class GlueTask(registry.FinetuneTask):
             labels = self._label_ids(examples)
             arrays["labels"] = labels
             if self.name != "stsb":
-                counts = np.bincount(labels, minlength=len(LABELS[self.name]))
-                info["label_counts"] = dict(zip(LABELS[self.name], counts.tolist()))
+                counts = np.bincount(labels, minlength=len(_labels(self.name)))
+                info["label_counts"] = dict(zip(_labels(self.name), counts.tolist()))
                 info["majority_baseline"] = float(counts.max() / max(counts.sum(), 1))
         return registry.Split(split, arrays, examples=examples, has_labels=labelled, info=info)
 
     def _label_ids(self, examples) -> np.ndarray:
         if self.name == "stsb":
             return np.asarray([float(e.label) for e in examples], np.float32)
-        names = LABELS[self.name]
+        names = _labels(self.name)
         return np.asarray([names.index(str(e.label)) if not isinstance(e.label, (int, np.integer))
                            else int(e.label) for e in examples], np.int32)
 
@@ -138,23 +137,31 @@ class GlueTask(registry.FinetuneTask):
         return {f"majority_{k}": v for k, v in glue_metrics(self._metric_task(split), majority, labels).items()}
 
     def write_predictions(self, cfg, split, predictions, directory):
-        from bert_jax.tasks import glue_data
-        stem = SUBMISSION_FILES.get(split.name if self.name == "mnli" else self.name)
-        if self.name == "mnli" and stem is None:
-            stem = "MNLI-mm" if "mismatched" in split.name else "MNLI-m"
-        if self.name == "stsb":
-            values = [float(v) for v in predictions]
-        else:
-            names = LABELS[self.name] if split.name != "ax" else LABELS["mnli"]
-            values = [names[int(p)] for p in predictions]
+        """Test splits: the GLUE server file (``CoLA.tsv``, ``MNLI-m.tsv``, ``AX.tsv`` ...);
+        labelled splits: ``predictions.tsv`` (index, prediction, label)."""
+        task = "ax" if split.name == "ax" else self.name
+        names = _labels(task)
+        values = [float(v) for v in predictions] if names is None else [names[int(p)] for p in predictions]
         os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, f"{stem}.tsv")
-        glue_data.write_glue_submission("ax" if split.name == "ax" else self.name, values, path,
-                                        indices=[e.guid for e in split.examples])
+        if split.has_labels:
+            path = os.path.join(directory, "predictions.tsv")
+            gold = split.arrays["labels"]
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                f.write("index\tprediction\tlabel\n")
+                for e, v, g in zip(split.examples, values, gold):
+                    f.write(f"{e.guid}\t{v}\t{g if names is None else names[int(g)]}\n")
+            os.replace(path + ".tmp", path)
+            return [path]
+        spec = glue_data.get_task(task)
+        test_split = split.name if task == "mnli" else "test"
+        path = os.path.join(directory, spec.submission[test_split])
+        glue_data.write_glue_submission(task, values, path + ".tmp", split=test_split,
+                                        indices=[int(e.guid) for e in split.examples])
+        os.replace(path + ".tmp", path)
         return [path]
 
 
-for _name in LABELS:
+for _name in TASKS:
     registry.register(GlueTask(_name))
 
 
@@ -165,7 +172,7 @@ def gather_submission(workdirs: list[str], output: str, *, overwrite: bool = Fal
     without ``overwrite``, is an error.
     """
     import shutil
-    wanted = set(SUBMISSION_FILES.values())
+    wanted = set(SUBMISSION_FILES)
     found: dict[str, str] = {}
     for workdir in workdirs:
         root = os.path.join(workdir, "eval")
