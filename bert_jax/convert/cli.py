@@ -1,13 +1,17 @@
-"""``bert-jax convert``: Hugging Face model directories <-> bert-jax checkpoint directories.
+"""``bert-jax convert``: Hugging Face, original TensorFlow and bert-jax checkpoint directories, any direction.
 
   bert-jax convert --from hf HF_DIR --to OUT_DIR                 # HF -> bert-jax layout
   bert-jax convert --from bert-jax DIR --to-hf OUT_DIR           # bert-jax -> HF (transformers loads it)
   bert-jax convert --from bert-jax WORKDIR --step 300 --to-hf OUT_DIR  # a training run's checkpoint
   bert-jax convert --from hf HF_DIR --to OUT_DIR --target BertModel   # also change the class
+  bert-jax convert --from tf TF_DIR --to-hf OUT_DIR              # original bert_model.ckpt + bert_config.json
+  bert-jax convert --from bert-jax DIR --to-tf OUT_DIR           # back to the original TF layout
 
-The model class comes from ``--target``, else the source's ``architectures`` entry.
-Freshly initialised heads are listed in a warning; unused checkpoint heads are
-listed in the log.
+The model class comes from ``--target``, else the source's ``architectures`` entry
+(for a TF checkpoint: the heads it holds). Freshly initialised heads are listed in
+a warning; unused checkpoint heads, TF optimizer slots and ``global_step`` are
+reported. The output directory must be new or empty unless ``--overwrite`` is
+given; a training workdir is never written into.
 """
 
 from __future__ import annotations
@@ -15,28 +19,66 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 
 logger = logging.getLogger(__name__)
+
+# Files a conversion writes or that decide how a directory loads; --overwrite removes them all first,
+# so no stale weights of another layout stay behind to be loaded instead of the new ones.
+_MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "bert_jax_params.safetensors", "bert_config.json", "checkpoint")
+_MODEL_PREFIXES = ("bert_model.ckpt.", "model-0")  # TF checkpoint files; sharded safetensors
 
 
 def _parser() -> argparse.ArgumentParser:
     examples = __doc__.split("\n\n")[1]
     parser = argparse.ArgumentParser(
-        prog="bert-jax convert", description="Convert checkpoints between Hugging Face and bert-jax layouts.",
+        prog="bert-jax convert", description="Convert checkpoints between Hugging Face, TensorFlow and bert-jax.",
         epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--from", dest="source_format", choices=("hf", "bert-jax"), required=True,
+    parser.add_argument("--from", dest="source_format", choices=("hf", "bert-jax", "tf"), required=True,
                         help="layout of the source directory")
     parser.add_argument("source", help="source model directory")
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--to", dest="to_native", metavar="DIR", help="write a bert-jax checkpoint directory")
     out.add_argument("--to-hf", dest="to_hf", metavar="DIR", help="write a Hugging Face directory (safetensors)")
+    out.add_argument("--to-tf", dest="to_tf", metavar="DIR",
+                     help="write the original TensorFlow layout (bert_model.ckpt.* + bert_config.json)")
     parser.add_argument("--target", default=None,
                         help="model class, e.g. BertForPreTraining (default: the source's architectures[0])")
     parser.add_argument("--seed", type=int, default=0, help="seed for heads the checkpoint lacks")
     parser.add_argument("--step", type=int, default=None,
                         help="with a training workdir as source: the checkpoint step (default: the latest)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty output directory, replacing its model files "
+                             "(never a training workdir)")
     return parser
+
+
+def check_destination(destination: str, overwrite: bool) -> None:
+    """Refuses a training workdir always, and a non-empty directory unless ``overwrite``."""
+    if os.path.exists(destination) and not os.path.isdir(destination):
+        raise ValueError(f"output {destination!r} is a file; choose a directory path.")
+    if not os.path.isdir(destination):
+        return
+    marks = [name for name in ("checkpoints", "metrics.jsonl") if os.path.exists(os.path.join(destination, name))]
+    if marks:
+        raise ValueError(f"output {destination!r} is a training workdir (it has {' and '.join(marks)}); writing "
+                         f"there would replace the config.json that resuming and fine-tuning read. Choose a new "
+                         f"output directory (--overwrite does not apply to workdirs).")
+    entries = sorted(os.listdir(destination))
+    if entries and not overwrite:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ValueError(f"output {destination!r} is not empty ({shown}); choose a new directory, or pass "
+                         f"--overwrite to replace its model files.")
+
+
+def _remove_model_files(directory: str) -> None:
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if name in _MODEL_FILES or name.startswith(_MODEL_PREFIXES):
+            os.remove(os.path.join(directory, name))
 
 
 def _load_training_checkpoint(workdir: str, step: int | None):
@@ -51,16 +93,17 @@ def _load_training_checkpoint(workdir: str, step: int | None):
     return params, BertConfig.from_dict(meta["model"]), target
 
 
-def convert(source_format: str, source: str, destination: str, to_hf: bool, target: str | None = None,
-            seed: int = 0, step: int | None = None) -> str:
-    """Converts one directory; returns the target class name used."""
-    from bert_jax.convert import hf, native
+def convert(source_format: str, source: str, destination: str, to: str, target: str | None = None,
+            seed: int = 0, step: int | None = None, overwrite: bool = False) -> str:
+    """Converts one directory into layout ``to`` ("bert-jax", "hf" or "tf"); returns the target class used."""
+    from bert_jax.convert import hf, native, tf
     from bert_jax.modeling.modules import TASK_MODULES
 
     if not os.path.isdir(source):
         raise FileNotFoundError(f"source {source!r} is not a directory.")
     if os.path.abspath(source) == os.path.abspath(destination):
         raise ValueError("source and destination are the same directory; choose a new output directory.")
+    check_destination(destination, overwrite)
     if source_format == "bert-jax" and os.path.isdir(os.path.join(source, "checkpoints")):
         params, config, source_target = _load_training_checkpoint(source, step)
         state = hf.params_to_hf_state_dict(hf.unstack_layers(params), config, source_target or target)
@@ -70,6 +113,8 @@ def convert(source_format: str, source: str, destination: str, to_hf: bool, targ
                                     f"directory (use --from hf)?")
         params, config, source_target = native.load_native_checkpoint(source)
         state = hf.params_to_hf_state_dict(params, config, source_target)
+    elif source_format == "tf":
+        state, config, source_target, _ = tf.load_tf_checkpoint(source, target)  # logs what it skipped
     else:
         state, config = hf.load_hf_checkpoint(source)
         source_target = (config.extra.get("architectures") or [None])[0]
@@ -78,10 +123,17 @@ def convert(source_format: str, source: str, destination: str, to_hf: bool, targ
         raise ValueError(f"cannot tell the model class (got {target!r}); pass --target, one of "
                          f"{', '.join(TASK_MODULES)}.")
     params, report = hf.hf_state_dict_to_params(state, config, target, seed=seed)
-    if to_hf:
+    if overwrite:
+        _remove_model_files(destination)
+    if to == "hf":
         hf.save_hf_checkpoint(params, config, destination, target)
+    elif to == "tf":
+        tf.save_tf_checkpoint(params, config, destination, target)
     else:
         native.save_native_checkpoint(params, config, destination, target)
+    vocab = os.path.join(source, "vocab.txt")
+    if os.path.isfile(vocab):  # a converted model is only usable with its vocabulary
+        shutil.copyfile(vocab, os.path.join(destination, "vocab.txt"))
     logger.info("%s: %d tensors loaded, %d unused, %d freshly initialised -> %s", target, len(report.loaded),
                 len(report.unused), len(report.initialized), destination)
     return target
@@ -90,12 +142,14 @@ def convert(source_format: str, source: str, destination: str, to_hf: bool, targ
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    destination = args.to_hf or args.to_native
+    destination, to = ((args.to_hf, "hf") if args.to_hf else (args.to_tf, "tf") if args.to_tf
+                       else (args.to_native, "bert-jax"))
     try:
-        target = convert(args.source_format, args.source, destination, bool(args.to_hf), args.target, args.seed,
-                         args.step)
+        target = convert(args.source_format, args.source, destination, to, args.target, args.seed, args.step,
+                         args.overwrite)
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"bert-jax convert: error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {target} to {destination} ({'Hugging Face' if args.to_hf else 'bert-jax'} layout)")
+    names = {"hf": "Hugging Face", "tf": "original TensorFlow", "bert-jax": "bert-jax"}
+    print(f"wrote {target} to {destination} ({names[to]} layout)")
     return 0

@@ -2,7 +2,8 @@
 
 ``model = BertForPreTraining(config, seed=0)`` builds random parameters;
 ``BertForPreTraining.from_pretrained(dir)`` loads a Hugging Face directory
-(config.json + model.safetensors / pytorch_model.bin) or a bert-jax checkpoint;
+(config.json + model.safetensors / pytorch_model.bin), a bert-jax checkpoint or an
+original TensorFlow one (bert_model.ckpt.* + bert_config.json);
 ``model.save_pretrained(dir)`` writes one that ``transformers`` loads. Calling a
 model runs the module under ``jax.jit``. Training loops use ``model.module`` and
 ``model.params`` directly with their own jitted step.
@@ -74,12 +75,13 @@ class BertPreTrainedModel:
     def from_pretrained(cls, path: str | os.PathLike, *, seed: int = 0, dtype: Any = jnp.float32,
                         param_dtype: Any = jnp.float32, module_kwargs: dict | None = None,
                         ignore_mismatched_sizes: bool = False, **config_overrides):
-        """Loads a Hugging Face directory or a bert-jax checkpoint directory.
+        """Loads a Hugging Face directory, a bert-jax checkpoint directory or an original TensorFlow
+        one (``bert_model.ckpt.*`` + ``bert_config.json``).
 
         ``config_overrides`` replace config.json fields (e.g. ``num_labels=3``). Heads the
         checkpoint lacks are initialised from ``seed`` and listed in a warning; with
         ``ignore_mismatched_sizes`` so are heads whose shapes do not fit (never the encoder)."""
-        from bert_jax.convert import hf, native
+        from bert_jax.convert import hf, native, tf
 
         path = os.fspath(path)
         if not os.path.isdir(path):
@@ -87,6 +89,8 @@ class BertPreTrainedModel:
         if native.is_native_checkpoint(path):
             params, config, source = native.load_native_checkpoint(path)
             state = hf.params_to_hf_state_dict(params, config, source)
+        elif tf.is_tf_checkpoint(path):
+            state, config, _, _ = tf.load_tf_checkpoint(path, cls.target)
         else:
             state, config = hf.load_hf_checkpoint(path)
         if config_overrides:

@@ -1,0 +1,91 @@
+"""``bert-jax convert`` output directories: no silent overwrite, never into a training workdir."""
+
+import os
+
+import numpy as np
+import pytest
+
+from bert_jax.config import BertConfig
+from bert_jax.convert import cli
+from bert_jax.modeling import BertForPreTraining
+
+
+@pytest.fixture(scope="module")
+def source(tiny_kwargs, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("source")
+    BertForPreTraining(BertConfig(**tiny_kwargs), seed=0).save_pretrained(directory, format="bert-jax")
+    return directory
+
+
+def _snapshot(directory):
+    """Relative path -> bytes of every file below ``directory``."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, directory)] = f.read()
+    return out
+
+
+def _convert(capsys, *argv):
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--to", "--to-hf", "--to-tf"])
+def test_non_empty_output_is_refused_without_overwrite(flag, source, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.json").write_text('{"hidden_size": 768}\n')
+    (out / "notes.txt").write_text("mine\n")
+    before = _snapshot(out)
+    code, err = _convert(capsys, "--from", "bert-jax", str(source), flag, str(out))
+    assert code == 1
+    assert f"output {str(out)!r} is not empty (config.json, notes.txt); choose a new directory, or pass " \
+           f"--overwrite" in err
+    assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize("mark", ["checkpoints", "metrics.jsonl"])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_training_workdir_is_never_written_even_with_overwrite(mark, overwrite, source, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "config.json").write_text('{"model": {"hidden_size": 32}}\n')
+    if mark == "checkpoints":
+        (workdir / "checkpoints" / "2").mkdir(parents=True)
+        (workdir / "checkpoints" / "2" / "meta").write_text("step 2\n")
+    else:
+        (workdir / "metrics.jsonl").write_text('{"step": 1}\n')
+    before = _snapshot(workdir)
+    code, err = _convert(capsys, "--from", "bert-jax", str(source), "--to-hf", str(workdir),
+                         *(["--overwrite"] if overwrite else []))
+    assert code == 1
+    assert f"output {str(workdir)!r} is a training workdir (it has {mark})" in err
+    assert "--overwrite does not apply to workdirs" in err
+    assert _snapshot(workdir) == before
+
+
+def test_overwrite_replaces_model_files_of_any_layout_and_keeps_the_rest(source, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["--from", "bert-jax", str(source), "--to-tf", str(out)]) == 0
+    (out / "notes.txt").write_text("mine\n")
+    code, _ = _convert(capsys, "--from", "bert-jax", str(source), "--to-hf", str(out), "--overwrite")
+    assert code == 0
+    # The TF files are gone, so nothing stale can be loaded in place of the new weights.
+    assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "notes.txt"]
+    loaded = BertForPreTraining.from_pretrained(out)
+    original = BertForPreTraining.from_pretrained(source)
+    np.testing.assert_array_equal(np.asarray(loaded.params["cls"]["predictions"]["bias"]),
+                                  np.asarray(original.params["cls"]["predictions"]["bias"]))
+
+
+def test_existing_empty_directory_and_output_file(source, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["--from", "bert-jax", str(source), "--to", str(empty)]) == 0
+    file = tmp_path / "file"
+    file.write_text("x")
+    code, err = _convert(capsys, "--from", "bert-jax", str(source), "--to", str(file))
+    assert code == 1 and f"output {str(file)!r} is a file" in err and file.read_text() == "x"
