@@ -230,3 +230,61 @@ def validate(cfg) -> None:
               f"seeds={tuple(cfg.seeds)!r} must be distinct non-negative integers, e.g. --config.seeds=0,1,2.")
     if "num_epochs" in cfg:
         check(cfg.num_epochs > 0, f"num_epochs={cfg.num_epochs} must be positive.")
+
+
+# What each field means: the configuration reference (docs/config_reference.md) is generated
+# from this table and the defaults above by scripts/config_reference.py.
+FIELD_HELP = {
+    "seed": "root PRNG seed (parameters, dropout, data order)",
+    "mode": "pretrain or finetune (set by the defaults; not to be overridden)",
+    "model.*": "BertConfig fields (Hugging Face names); shape fields -1 = from the data (pretraining: the shards' "
+               "vocabulary) or from init_from (fine-tuning)",
+    "model_dtype": "compute dtype: float32 or bfloat16 (parameters stay float32); measure per machine (docs/benchmarks.md)",
+    "remat_policy": "activation rematerialisation: none, full, dots, ... (bert_jax.modeling.layers.remat_policy_fn)",
+    "scan_layers": "scan over encoder layers (faster compiles for deep models; same outputs)",
+    "global_batch_size": "sequences per optimizer step, over all hosts",
+    "num_microbatches": "gradient accumulation steps per optimizer step (equal to one step on the whole batch)",
+    "optim.name": "adamw or lamb",
+    "optim.learning_rate": "peak learning rate (>= 0)",
+    "optim.total_steps": "optimizer steps; fine-tuning: -1 = num_epochs x steps per epoch",
+    "optim.warmup_steps": "linear warmup steps; -1 = warmup_fraction x total_steps",
+    "optim.warmup_fraction": "share of total_steps used for warmup when warmup_steps is -1",
+    "optim.schedule": "decay after warmup: linear or polynomial (decay_power)",
+    "optim.decay_power": "exponent of the polynomial decay",
+    "optim.end_learning_rate": "learning rate reached at total_steps",
+    "optim.b1": "Adam/LAMB first-moment decay",
+    "optim.b2": "Adam/LAMB second-moment decay",
+    "optim.eps": "Adam/LAMB epsilon",
+    "optim.weight_decay": "decoupled weight decay (biases and LayerNorm excluded)",
+    "optim.clip_grad_norm": "clip the global gradient norm to this (0 = off)",
+    "mesh_shape": "(data, fsdp, tensor) device mesh; -1 = the remaining devices",
+    "logical_axis_rules": "() = bert_jax.partitioning.DEFAULT_RULES, else ((logical, mesh axis), ...)",
+    "checkpoint.every_steps": "save every N steps (0 = only at the end); a SIGTERM/SIGINT also saves",
+    "checkpoint.keep": "keep the last K checkpoints (0 = all)",
+    "checkpoint.keep_period": "also keep every checkpoint whose step is a multiple of M (0 = none)",
+    "checkpoint.async_save": "write checkpoints in the background",
+    "log_every_steps": "fetch, check (NaN/Inf) and write metrics every N steps",
+    "eval_every_steps": "evaluate every N steps (0 = only where the mode evaluates at the end)",
+    "eval_steps": "pretraining: batches per evaluation (0 = the whole eval set)",
+    "stop_check_every_steps": "multi-host: agree on a stop signal every N steps (0 = at log steps)",
+    "init_from": "starting weights: a bert-jax workdir, a bert-jax export or a Hugging Face / TensorFlow model "
+                 "directory; fine-tuning also takes 'scratch'",
+    "distributed.initialize": "jax.distributed: auto (when the environment says multi-host), yes or no",
+    "distributed.coordinator_address": "host:port of process 0 ('' = from the environment)",
+    "distributed.num_processes": "number of processes (-1 = from the environment)",
+    "distributed.process_id": "this process (-1 = from the environment)",
+    "peak_flops_per_device": "MFU peak in FLOP/s (0 = bert_jax.flops table)",
+    "use_nsp": "add the next-sentence loss",
+    "data.train_dir": "pretraining shards (bert-jax data build)",
+    "data.eval_dir": "held-out shards for evaluation ('' = none)",
+    "data.max_seq_length": "tokens per example; pretraining: must equal the shards'",
+    "data.max_predictions_per_seq": "masked positions per example; must equal the shards'",
+    "data.dynamic_masking": "re-mask every epoch in the loader instead of the shards' static masks",
+    "data.prefetch": "batches the loader prepares ahead",
+    "task": "a registered fine-tuning task (docs/tasks.md)",
+    "seeds": "() = one run with seed; (0, 1, 2) = one run per seed and a mean/std summary",
+    "num_epochs": "fine-tuning epochs (used when optim.total_steps is -1)",
+    "eval_split": "split evaluated during and after fine-tuning",
+    "data.vocab_file": "'' = the vocabulary that came with init_from",
+    "data.lowercase": "lower-case text (uncased vocabularies)",
+}

@@ -16,6 +16,11 @@ from bert_jax.tasks import text_classification_data as tcd
 class DocsSection(registry.FinetuneTask):
     name = "docs_section"
     head = "sequence_classification"
+    field_help = {"data.corpus_dir": "folder of the corpus files (one per label)",
+                  "data.labels": "label names = corpus file names without .txt",
+                  "data.dev_percent": "share of documents held out for dev",
+                  "data.max_per_label": "cap on sentences per label and split (0 = all)",
+                  "data.balance": "cap every label at the smallest label's count (baseline 1 / num_labels)"}
 
     def config_defaults(self, c):
         c.data.corpus_dir = ""

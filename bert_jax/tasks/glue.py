@@ -35,6 +35,9 @@ def _labels(task: str):
 
 class GlueTask(registry.FinetuneTask):
     head = "sequence_classification"
+    field_help = {"data.data_dir": "the task's folder in the GLUE distribution layout",
+                  "data.hub_name": "'glue' = load from the datasets hub instead (needs network)",
+                  "data.ax_dir": "MNLI: folder of the AX diagnostic.tsv ('' = <data_dir>/../diagnostic if present)"}
 
     def __init__(self, name: str):
         self.name = name

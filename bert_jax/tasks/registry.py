@@ -70,6 +70,7 @@ class FinetuneTask:
 
     name: str = ""
     head: str = "sequence_classification"
+    field_help: dict = {}  # "data.x" -> meaning, for the configuration reference
 
     def config_defaults(self, c) -> None:
         """Add ``c.data.*`` fields and change recipe defaults in place."""
