@@ -35,11 +35,12 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _FILES = ("vocab.txt", "tokenizer.json", "special_tokens_map.json", "tokenizer_config.json")
 
 
-def iter_corpus_lines(files: Sequence[str], progress: bool = True) -> Iterator[str]:
+def iter_corpus_lines(files: Sequence[str], progress: bool = True, counts: dict | None = None) -> Iterator[str]:
     """Yields the non-blank lines of `files` in order, streaming.
 
     Shows a byte-based progress bar (rate, ETA) over all files; invalid UTF-8
-    raises naming file and line.
+    raises naming file and line. `counts`, if given, receives each file's
+    number of non-blank lines.
     """
     from tqdm import tqdm
 
@@ -47,10 +48,40 @@ def iter_corpus_lines(files: Sequence[str], progress: bool = True) -> Iterator[s
     with tqdm(total=total, unit="B", unit_scale=True, desc="reading corpus", disable=not progress,
               file=sys.stderr, mininterval=0.5) as bar:
         for path in files:
+            n = 0
             for _, line in read_text_lines(path, what="corpus file"):
                 bar.update(len(line.encode("utf-8")) + 1)
                 if line.strip():
+                    n += 1
                     yield line
+            if counts is not None:
+                counts[path] = n
+
+
+def _check_output_dir(output_dir: str, overwrite: bool) -> None:
+    """Refuses a non-empty output directory unless `overwrite` (which replaces only the tokenizer files)."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise FileExistsError(f"--output {output_dir} is a file; pass a directory path.")
+    if overwrite or not os.path.isdir(output_dir):
+        return
+    # Staging directories of an interrupted run are ours and harmless.
+    present = sorted(n for n in os.listdir(output_dir) if not n.startswith(".vocab-"))
+    if present:
+        shown = ", ".join(present[:5]) + (f" and {len(present) - 5} more" if len(present) > 5 else "")
+        raise FileExistsError(
+            f"output directory {output_dir} is not empty (it holds {shown}); choose an empty or new "
+            f"directory, or pass --overwrite to replace the tokenizer files in it ({', '.join(_FILES)}; "
+            "other files are kept).")
+
+
+def _check_corpus_files(files: Sequence[str]) -> None:
+    """Refuses binary files (NUL bytes, mostly undecodable), naming them, before any training."""
+    from data_pipeline.sources import binary_reason
+
+    for path in files:
+        reason = binary_reason(path)
+        if reason:
+            raise ValueError(f"corpus file {path} looks binary, not text ({reason}); pass UTF-8 text files.")
 
 
 def train_wordpiece(
@@ -65,6 +96,7 @@ def train_wordpiece(
     limit_alphabet: int = 1000,
     model_max_length: int = 512,
     progress: bool = True,
+    overwrite: bool = False,
 ):
     """Trains a BERT WordPiece vocabulary and writes it to `output_dir`.
 
@@ -72,13 +104,18 @@ def train_wordpiece(
       files: UTF-8 text files (any line layout; blank lines are skipped).
       vocab_size: size of the vocabulary, special tokens included.
       lowercase: uncased (True) or cased (False) vocabulary.
-      output_dir: directory to write; created if missing, files replaced.
+      output_dir: directory to write; created if missing.
       strip_accents: None follows `lowercase`, as original BERT.
       tokenize_chinese_chars: split CJK ideographs into single characters.
       min_frequency: minimum count for a merge to be learnt.
       limit_alphabet: most distinct characters kept in the initial alphabet.
       model_max_length: stored in tokenizer_config.json.
       progress: show progress bars on stderr.
+      overwrite: allow a non-empty `output_dir` (only the tokenizer files in it are replaced).
+
+    Raises:
+      FileExistsError: `output_dir` is not empty and `overwrite` is False.
+      ValueError: no files, a binary file, no usable text, or a vocabulary too small.
 
     Returns:
       A `BertTokenizerFast` loaded from `output_dir`.
@@ -95,6 +132,9 @@ def train_wordpiece(
             raise FileNotFoundError(f"corpus file not found: {path!r}.")
     if vocab_size <= len(SPECIAL_TOKENS):
         raise ValueError(f"vocab_size={vocab_size} leaves no room next to the {len(SPECIAL_TOKENS)} special tokens.")
+    output_dir = os.fspath(output_dir)
+    _check_output_dir(output_dir, overwrite)
+    _check_corpus_files(files)
 
     backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     backend.normalizer = normalizers.BertNormalizer(
@@ -111,8 +151,18 @@ def train_wordpiece(
     )
     logger.info("training a %s WordPiece vocabulary of %d on %d file(s)", "lower-cased" if lowercase else "cased",
                 vocab_size, len(files))
-    backend.train_from_iterator(iter_corpus_lines(files, progress), trainer=trainer)
+    counts: dict[str, int] = {}
+    backend.train_from_iterator(iter_corpus_lines(files, progress, counts), trainer=trainer)
     vocab = backend.get_vocab()
+    if not any(counts.values()):
+        raise ValueError(f"no usable text in {', '.join(files)}: the file(s) are empty or hold only blank "
+                         "lines; pass UTF-8 text files.")
+    for path in files:
+        if not counts.get(path):
+            logger.warning("%s: empty or only blank lines; it adds nothing to the vocabulary", path)
+    if len(vocab) <= len(SPECIAL_TOKENS):
+        raise ValueError(f"no usable text in {', '.join(files)}: after normalisation (control characters "
+                         "dropped) no word is left to learn from; pass UTF-8 text files.")
     for expected_id, token in enumerate(SPECIAL_TOKENS):
         if vocab.get(token) != expected_id:  # a trainer change would silently move them
             raise RuntimeError(f"trainer placed {token} at id {vocab.get(token)}, expected {expected_id}.")
@@ -121,7 +171,6 @@ def train_wordpiece(
         vocab=vocab, do_lower_case=lowercase, strip_accents=strip_accents,
         tokenize_chinese_chars=tokenize_chinese_chars, model_max_length=model_max_length,
     )
-    output_dir = os.fspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
     # Write everything next to the target, then move file by file with
     # tokenizer_config.json last: an interrupted run never looks complete.
@@ -153,13 +202,15 @@ def main(argv: list[str]) -> int:
     train.add_argument("--no-chinese-chars", dest="tokenize_chinese_chars", action="store_false",
                        help="do not split CJK ideographs into single characters")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--overwrite", action="store_true",
+                       help="write into a non-empty --output (replaces the tokenizer files, keeps others)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         tokenizer = train_wordpiece(
             args.input, args.vocab_size, lowercase=args.lowercase, output_dir=args.output,
             min_frequency=args.min_frequency, limit_alphabet=args.limit_alphabet,
-            tokenize_chinese_chars=args.tokenize_chinese_chars, progress=not args.quiet,
+            tokenize_chinese_chars=args.tokenize_chinese_chars, progress=not args.quiet, overwrite=args.overwrite,
         )
     except (OSError, ValueError) as error:
         print(f"bert-jax tokenizer train: error: {error}", file=sys.stderr)

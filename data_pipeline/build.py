@@ -11,19 +11,25 @@
    the bytes do not depend on the worker count or on which machine built them.
 3. *Manifest*: once every shard exists, ``manifest.json`` lists them all.
 
-Re-running the same command builds only missing shards; a directory built
-with other options is refused, naming the options that differ.
+Re-running the same command builds only missing shards, after checking the
+ones already there against their sha256 (a damaged shard is rebuilt, and the
+log says so). A directory built with other options, or from inputs that have
+changed since (``build_options.json`` records each input's path, size, mtime
+and sha256), is refused naming what differs; ``--overwrite`` deletes only the
+files the previous build wrote (its shards, sidecars, manifest, build state).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -39,6 +45,10 @@ _WARN_LIMIT = 5
 
 class BuildError(ValueError):
     """A build that cannot start or continue: the message says what to do."""
+
+
+class OutputError(BuildError):
+    """``--output`` cannot be used as the output directory (a file, not writable)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +88,24 @@ class BuildOptions:
             problems.append(f"--num-shards must be >= 1, got {self.num_shards}")
         if problems:
             raise BuildError("; ".join(problems))
+
+    def effective(self) -> "BuildOptions":
+        """The options with ``max_predictions_per_seq`` capped at ``max_seq_length - 3``.
+
+        A row ``[CLS] A [SEP] B [SEP]`` holds at most ``max_seq_length - 3``
+        maskable tokens, so a larger cap only widens the mask arrays with
+        padding. Warns once when it caps.
+        """
+        most = self.max_seq_length - 3
+        if self.max_predictions_per_seq <= most:
+            return self
+        logger.warning(
+            "--max-predictions-per-seq %d exceeds the %d maskable tokens of a %d-token row "
+            "(max_seq_length - 3); using %d (recorded in the manifest: set the pretraining config's "
+            "data.max_predictions_per_seq to %d)",
+            self.max_predictions_per_seq, most, self.max_seq_length, most, most,
+        )
+        return dataclasses.replace(self, max_predictions_per_seq=most)
 
     def recorded(self) -> dict:
         """The options as stored in ``build_options.json`` (the vocab by content, not path)."""
@@ -230,34 +258,102 @@ def _worker(args) -> dict:
     return build_shard(opts, output, index)
 
 
-def _check_options(opts: BuildOptions, output: str, vocab_digest: str, overwrite: bool) -> None:
-    """Refuses an output directory built with other options (unless ``overwrite``)."""
+def _prepare_output(output: str) -> None:
+    """Creates ``output`` and proves it writable; ``OutputError`` says what is wrong with it."""
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise OutputError(f"--output {output} is a file, not a directory; pass the path of a directory "
+                          "(new or one this command built before)")
+    try:
+        os.makedirs(output, exist_ok=True)
+        # A real write is the only reliable test (root ignores mode bits, not read-only mounts).
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=output)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        why = os.strerror(err.errno) if err.errno else str(err)
+        hint = ("choose a writable directory or make it writable (e.g. chmod u+w)"
+                if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "choose another --output")
+        raise OutputError(f"cannot write to --output {output} ({why}); {hint}") from None
+
+
+def _recorded_files(output: str, old: dict | None) -> list[str]:
+    """Names of the files a previous build in ``output`` wrote (its build state and manifest name them)."""
+    names = {shards.MANIFEST, shards.OPTIONS, shards.VOCAB}
+    num_shards = (old or {}).get("options", {}).get("num_shards")
+    manifest_path = os.path.join(output, shards.MANIFEST)
+    manifest = None
+    if os.path.exists(manifest_path):
+        try:
+            manifest = shards.read_json(manifest_path)
+        except shards.ShardError:
+            manifest = None
+    if isinstance(num_shards, int):
+        for i in range(num_shards):
+            names.update(shards.shard_name(i, num_shards) + ext for ext in (".bin", ".json"))
+    if isinstance(manifest, dict):
+        for info in manifest.get("shards", []):
+            names.update((info["file"], info["file"][: -len(".bin")] + ".json"))
+    present = set(os.listdir(output))
+    if old is None and manifest is None:
+        # Neither record is readable: only names of exactly this format's shape.
+        names.update(n for n in present if shards.is_shard_file(n))
+    # Temporaries of those files (an interrupted atomic write) go too.
+    names.update(n for n in present if "." in n and n.rsplit(".tmp-", 1)[0] in names)
+    return sorted(n for n in names if n in present)
+
+
+def _delete_previous_build(output: str, old: dict | None) -> None:
+    names = _recorded_files(output, old)
+    logger.warning("--overwrite: deleting %d file(s) of the previous build in %s (other files are kept)", len(names), output)
+    # The manifest first, the build state last: a crash midway never leaves a complete-looking directory.
+    order = sorted(names, key=lambda n: (n != shards.MANIFEST, n == shards.OPTIONS))
+    for name in order:
+        os.remove(os.path.join(output, name))
+    shutil.rmtree(os.path.join(output, PARTIAL), ignore_errors=True)
+
+
+def _check_options(opts: BuildOptions, output: str, vocab_digest: str, overwrite: bool, fingerprint: list[dict]) -> None:
+    """Refuses an output directory built with other options or other inputs (unless ``overwrite``)."""
     path = os.path.join(output, shards.OPTIONS)
-    recorded = {"options": opts.recorded(), "vocab_hash": vocab_digest}
+    recorded = {"options": opts.recorded(), "vocab_hash": vocab_digest, "inputs": fingerprint}
     if os.path.exists(path):
-        old = shards.read_json(path)
-        if old == recorded:
-            return
-        old_opts = {**old.get("options", {}), "vocab_hash": old.get("vocab_hash")}
-        new_opts = {**recorded["options"], "vocab_hash": vocab_digest}
-        diff = sorted(k for k in set(old_opts) | set(new_opts) if old_opts.get(k) != new_opts.get(k))
+        try:
+            old = shards.read_json(path, fix="use a new --output directory, or pass --overwrite to rebuild it")
+        except shards.ShardError:
+            if not overwrite:
+                raise
+            old = None
+        if old is not None:
+            old_opts = {**old.get("options", {}), "vocab_hash": old.get("vocab_hash")}
+            new_opts = {**recorded["options"], "vocab_hash": vocab_digest}
+            diff = sorted(k for k in set(old_opts) | set(new_opts) if old_opts.get(k) != new_opts.get(k))
+            details = [f"{k}: {old_opts.get(k)!r} -> {new_opts.get(k)!r}" for k in diff]
+            if "inputs" not in old:
+                details.append("the inputs were not fingerprinted by the build that wrote it")
+            else:
+                details += sources.changed_inputs(old["inputs"], fingerprint)
+            if not details:
+                if old != recorded:  # same files, only mtimes moved: keep the record current
+                    shards.atomic_write_json(path, recorded)
+                return
+            if not overwrite:
+                raise BuildError(
+                    f"{output} already holds shards built with other options or inputs ({'; '.join(details)}); "
+                    "restore the original inputs, use a new --output directory, "
+                    "or pass --overwrite to delete those shards and rebuild from the current inputs"
+                )
+            logger.warning("--overwrite: %s was built with other options or inputs (%s)", output, "; ".join(details))
+        _delete_previous_build(output, old)
+    elif any(shards.is_shard_file(n) or n == shards.MANIFEST for n in os.listdir(output)):
         if not overwrite:
-            detail = ", ".join(f"{k}: {old_opts.get(k)!r} -> {new_opts.get(k)!r}" for k in diff)
-            raise BuildError(
-                f"{output} already holds shards built with other options ({detail}); "
-                "use a new --output directory, or pass --overwrite to delete them"
-            )
-        logger.warning("--overwrite: deleting the shards in %s built with other options (%s)", output, ", ".join(diff))
-        for name in os.listdir(output):
-            if name.startswith("shard-") or name in (shards.MANIFEST, shards.OPTIONS, shards.VOCAB):
-                os.remove(os.path.join(output, name))
-        shutil.rmtree(os.path.join(output, PARTIAL), ignore_errors=True)
-    elif any(n.startswith("shard-") or n == shards.MANIFEST for n in os.listdir(output)):
-        raise BuildError(f"{output} holds shards but no {shards.OPTIONS}; use a new --output directory")
+            raise BuildError(f"{output} holds shards but no {shards.OPTIONS}; use a new --output directory, "
+                             "or pass --overwrite to delete them")
+        _delete_previous_build(output, None)
     shards.atomic_write_json(path, recorded)
 
 
-def write_manifest(opts: BuildOptions, output: str, vocab: dict, tokenizer_settings: dict, sidecars: list[dict]) -> dict:
+def write_manifest(opts: BuildOptions, output: str, vocab: dict, tokenizer_settings: dict, sidecars: list[dict],
+                   requested_max_predictions: int | None = None) -> dict:
     manifest = {
         "format": shards.FORMAT,
         "version": shards.FORMAT_VERSION,
@@ -265,6 +361,7 @@ def write_manifest(opts: BuildOptions, output: str, vocab: dict, tokenizer_setti
         "seed": opts.seed,
         "max_seq_length": opts.max_seq_length,
         "max_predictions_per_seq": opts.max_predictions_per_seq,
+        "max_predictions_per_seq_requested": requested_max_predictions or opts.max_predictions_per_seq,
         "masked_lm_prob": opts.masked_lm_prob,
         "whole_word_masking": opts.whole_word_masking,
         "masking": "dynamic" if opts.dynamic_masking else "static",
@@ -281,6 +378,26 @@ def write_manifest(opts: BuildOptions, output: str, vocab: dict, tokenizer_setti
     return manifest
 
 
+def _shards_to_build(output: str, lo: int, hi: int, num_shards: int) -> list[int]:
+    """Shards in ``[lo, hi)`` not yet built; a damaged one is deleted (and reported) so it is rebuilt."""
+    todo = []
+    for i in range(lo, hi):
+        info, problem = shards.check_built_shard(output, i, num_shards)
+        if info is not None:
+            continue
+        todo.append(i)
+        if problem is not None:
+            logger.warning("shard %d is damaged (%s); rebuilding it", i, problem)
+            manifest = os.path.join(output, shards.MANIFEST)
+            if os.path.exists(manifest):
+                os.remove(manifest)  # it lists the damaged shard: never leave it looking complete
+            for ext in (".json", ".bin"):  # the sidecar first: no moment where a bad .bin looks built
+                name = os.path.join(output, shards.shard_name(i, num_shards) + ext)
+                if os.path.exists(name):
+                    os.remove(name)
+    return todo
+
+
 def build(
     opts: BuildOptions,
     output: str,
@@ -289,24 +406,34 @@ def build(
     shard_range: tuple[int, int] | None = None,
     overwrite: bool = False,
 ) -> dict | None:
-    """Builds the missing shards in ``shard_range`` (default all); returns the manifest once complete."""
+    """Builds the missing shards in ``shard_range`` (default all); returns the manifest once complete.
+
+    Raises:
+      BuildError: invalid options; ``output`` built with other options or from
+        changed inputs (without ``overwrite``); ``OutputError`` for an unusable ``output``.
+      sources.InputError: a missing or binary input file.
+    """
     opts.validate()
+    requested_max_predictions = opts.max_predictions_per_seq
+    opts = opts.effective()
     backend, vocab, tok_settings = load_tokenizer(opts.vocab_file, opts.do_lower_case)
     info = masking.VocabInfo.from_vocab(vocab, opts.vocab_file)  # fails early on a vocab lacking [MASK] etc.
-    sources.expand_inputs(opts.inputs)  # fails early on a missing input path
+    files = sources.expand_inputs(opts.inputs)  # fails early on a missing input path
     lo, hi = shard_range or (0, opts.num_shards)
     if not 0 <= lo < hi <= opts.num_shards:
         raise BuildError(f"--shard-range {lo}:{hi} is not within 0:{opts.num_shards}")
-    os.makedirs(output, exist_ok=True)
-    _check_options(opts, output, shards.vocab_hash(vocab_tokens(vocab)), overwrite)
+    fingerprint = sources.fingerprint_inputs(files)  # refuses binary inputs before anything is written
+    _prepare_output(output)
+    _check_options(opts, output, shards.vocab_hash(vocab_tokens(vocab)), overwrite, fingerprint)
     vocab_copy = os.path.join(output, shards.VOCAB)
     if not os.path.exists(vocab_copy):
         shards.atomic_write_bytes(vocab_copy, ("\n".join(vocab_tokens(vocab)) + "\n").encode("utf-8"))
 
-    todo = [i for i in range(lo, hi) if shards.completed_shard(output, i, opts.num_shards) is None]
+    todo = _shards_to_build(output, lo, hi, opts.num_shards)
     if todo:
-        logger.info("building %d shard(s) of %d (%d already built)", len(todo), hi - lo, hi - lo - len(todo))
+        logger.info("building %d shard(s) of %d (%d already built and verified)", len(todo), hi - lo, hi - lo - len(todo))
         partition(opts, output, todo)
+        _check_unchanged(fingerprint)
         start, done = time.perf_counter(), 0
         bar = tqdm.tqdm(total=len(todo), desc="build", unit="shard")
         if workers <= 1:
@@ -332,4 +459,15 @@ def build(
         logger.info("%d shard(s) still missing (e.g. %s); the manifest is written once all exist", len(missing), missing[:5])
         return None
     shutil.rmtree(os.path.join(output, PARTIAL), ignore_errors=True)
-    return write_manifest(opts, output, vocab, tok_settings, sidecars)
+    return write_manifest(opts, output, vocab, tok_settings, sidecars, requested_max_predictions)
+
+
+def _check_unchanged(fingerprint: list[dict]) -> None:
+    """Refuses inputs rewritten while they were being read (their size or mtime moved)."""
+    for entry in fingerprint:
+        if "size" not in entry or entry["path"].startswith("hf:"):
+            continue
+        st = os.stat(entry["path"])
+        if (st.st_size, st.st_mtime_ns) != (entry["size"], entry["mtime_ns"]):
+            raise BuildError(f"input file {entry['path']} changed while the build was reading it; "
+                             "re-run the build once it is no longer being written")

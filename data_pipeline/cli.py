@@ -1,4 +1,9 @@
-"""``bert-jax data build ...`` and ``bert-jax data inspect DIR``: flags in, ``BuildOptions`` out."""
+"""``bert-jax data build ...`` and ``bert-jax data inspect DIR``: flags in, ``BuildOptions`` out.
+
+Exit codes: 0 done; 1 the build or inspection failed (the message says why and
+what to do); 2 a usage error: bad flags, or an ``--output`` that is a file or
+not writable.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=1, help="worker processes (output does not depend on it)")
     b.add_argument("--shard-range", type=_shard_range, default=None,
                    help="build only shards START:END (to split a build across machines)")
-    b.add_argument("--overwrite", action="store_true", help="delete shards built with other options")
+    b.add_argument("--overwrite", action="store_true",
+                   help="delete the shards of a previous build with other options or inputs, and rebuild")
     b.add_argument("--on-invalid-utf8", choices=("skip", "error"), default="skip")
     b.add_argument("--text-column", default="text", help="text column of an hf: dataset")
     b.add_argument("--dataset-split", default="train", help="split of an hf: dataset")
@@ -87,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         manifest = build.build(opts, args.output, workers=args.workers, shard_range=args.shard_range, overwrite=args.overwrite)
+    except build.OutputError as err:
+        print(f"bert-jax data build: error: {err}", file=sys.stderr)
+        return 2
     except (build.BuildError, sources.InputError, shards.ShardError, tokens.VocabError, ValueError) as err:
         print(f"bert-jax data build: error: {err}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -53,9 +54,22 @@ def atomic_write_json(path: str, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
 
-def read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def read_json(path: str, fix: str = "rebuild it: re-run the same `bert-jax data build` command") -> Any:
+    """Parses a JSON file of the format; a damaged one raises ``ShardError`` naming it and ``fix``."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ShardError(f"{path} is damaged ({len(raw)} bytes, not valid JSON: {err}); {fix}") from None
+
+
+_SHARD_FILE = re.compile(r"^shard-\d{5}-of-\d{5}\.(bin|json)(\.tmp-\d+)?$")
+
+
+def is_shard_file(name: str) -> bool:
+    """True for the names this format writes (a shard, its sidecar, their temporaries), nothing else."""
+    return bool(_SHARD_FILE.match(name))
 
 
 def write_shard(directory: str, index: int, num_shards: int, fields: dict[str, np.ndarray], extra: dict) -> dict:
@@ -97,7 +111,7 @@ def write_shard(directory: str, index: int, num_shards: int, fields: dict[str, n
 
 
 def completed_shard(directory: str, index: int, num_shards: int) -> dict | None:
-    """The sidecar of a fully written shard, or None if it is missing or incomplete."""
+    """The sidecar of a fully written shard, or None if it is missing or incomplete (size check only)."""
     name = shard_name(index, num_shards)
     side = os.path.join(directory, name + ".json")
     binary = os.path.join(directory, name + ".bin")
@@ -105,6 +119,35 @@ def completed_shard(directory: str, index: int, num_shards: int) -> dict | None:
         return None
     info = read_json(side)
     return info if os.path.getsize(binary) == info["num_bytes"] else None
+
+
+def check_built_shard(directory: str, index: int, num_shards: int) -> tuple[dict | None, str | None]:
+    """``(sidecar, None)`` for a shard whose ``.bin`` matches its sidecar's size and sha256.
+
+    Otherwise ``(None, problem)``: problem is None when the shard was simply
+    never finished (no sidecar), else says what is wrong with the files that
+    are there (damaged sidecar, wrong size, failed checksum), so a rebuild can
+    say why it replaces them.
+    """
+    name = shard_name(index, num_shards)
+    side = os.path.join(directory, name + ".json")
+    binary = os.path.join(directory, name + ".bin")
+    if not os.path.exists(side):
+        return None, None
+    try:
+        info = read_json(side)
+    except ShardError as err:
+        return None, str(err)
+    if not isinstance(info, dict) or not {"num_bytes", "sha256", "num_examples"} <= set(info):
+        return None, f"{side} lacks num_bytes/sha256/num_examples"
+    if not os.path.exists(binary):
+        return None, f"{binary} is missing"
+    size = os.path.getsize(binary)
+    if size != info["num_bytes"]:
+        return None, f"{binary} has {size} bytes, its sidecar records {info['num_bytes']}"
+    if sha256_file(binary) != info["sha256"]:
+        return None, f"{binary} fails its sha256 check (corrupted or replaced)"
+    return info, None
 
 
 def sha256_file(path: str) -> str:

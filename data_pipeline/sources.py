@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import logging
 import os
 import re
@@ -118,6 +119,107 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     return files
 
 
+# --- binary detection and input fingerprints -----------------------------------------
+
+# A text file has no NUL bytes (git's rule), and at most a small share of its
+# characters are undecodable or control characters; one stray bad byte in a
+# text corpus is common, a third of the block is not text.
+_SNIFF_BYTES = 64 << 10
+_MAX_NON_TEXT_SHARE = 0.10
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+
+
+def binary_reason(path: str, block: bytes | None = None) -> str | None:
+    """Why ``path`` looks binary (judged on its first 64 KiB), or None if it looks like text.
+
+    Args:
+      path: the file (read only when ``block`` is None).
+      block: its first bytes, when the caller has already read them.
+    """
+    if block is None:
+        with open(path, "rb") as f:
+            block = f.read(_SNIFF_BYTES)
+    block = block[:_SNIFF_BYTES]
+    nul = block.find(b"\0")
+    if nul >= 0:
+        return f"it holds a NUL byte at offset {nul}"
+    # A multi-byte character cut at the end of the block is not an error.
+    text = block.decode("utf-8", errors="replace")
+    if len(block) == _SNIFF_BYTES:
+        text = text[:-3]
+    if not text:
+        return None
+    bad = sum(1 for ch in text if ch == "\ufffd" or (ch < " " and ch not in _TEXT_CONTROLS))
+    if bad > _MAX_NON_TEXT_SHARE * len(text):
+        return f"{100 * bad / len(text):.0f}% of its first {len(block)} bytes are not UTF-8 text"
+    return None
+
+
+def check_text_file(path: str, what: str = "input file") -> None:
+    """Raises ``InputError`` naming ``path`` if it looks binary (see ``binary_reason``)."""
+    _refuse_binary(path, binary_reason(path), what)
+
+
+def _refuse_binary(path: str, reason: str | None, what: str = "input file") -> None:
+    if reason:
+        raise InputError(
+            f"{what} {path} looks binary, not text ({reason}); remove it from the inputs "
+            "(bert-jax reads UTF-8 text files)"
+        )
+
+
+def fingerprint_inputs(files: list[str]) -> list[dict]:
+    """What identifies each input: ``path``, ``size``, ``mtime_ns`` and the ``sha256`` of its bytes.
+
+    Text files are also checked for binary content (``InputError`` naming the
+    file). Hashing reads every input once more before the build reads it; it
+    is cheap next to the build (see benchmarks/reliability_overhead.py).
+    ``hf:`` datasets from the hub are recorded by name only; a ``save_to_disk``
+    directory gets an entry per file in it.
+    """
+    out = []
+    for spec in files:
+        if spec.startswith("hf:"):
+            local = spec[3:]
+            if not os.path.isdir(local):
+                out.append({"path": spec, "note": "hub dataset: recorded by name only"})
+                continue
+            paths = sorted(os.path.join(root, n) for root, _, names in os.walk(local) for n in names)
+        else:
+            paths = [spec]
+        for path in paths:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                first = f.read(_SNIFF_BYTES)
+                if not spec.startswith("hf:"):
+                    _refuse_binary(path, binary_reason(path, first))
+                digest.update(first)
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    digest.update(block)
+                st = os.fstat(f.fileno())
+            out.append({"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest.hexdigest()})
+    return out
+
+
+def changed_inputs(recorded: list[dict], current: list[dict]) -> list[str]:
+    """Human-readable differences between two fingerprints (empty if the inputs are the same).
+
+    Files are the same when their path, size and content hash agree; a new
+    modification time alone (a ``touch``, a fresh checkout) is not a change.
+    """
+    old = {e["path"]: e for e in recorded}
+    new = {e["path"]: e for e in current}
+    changes = [f"{p} is no longer an input" for p in old if p not in new]
+    changes += [f"{p} is a new input" for p in new if p not in old]
+    for path in (p for p in new if p in old):
+        a, b = old[path], new[path]
+        if a.get("size") != b.get("size"):
+            changes.append(f"{path} changed size ({a.get('size')} -> {b.get('size')} bytes)")
+        elif a.get("sha256") != b.get("sha256"):
+            changes.append(f"{path} changed content (same size, sha256 {str(a.get('sha256'))[:12]} -> {str(b.get('sha256'))[:12]})")
+    return changes
+
+
 # --- reading -------------------------------------------------------------------------
 
 
@@ -144,6 +246,7 @@ def _read_text_file(path: str, input_format: str, on_invalid_utf8: str) -> Itera
     if os.path.getsize(path) == 0:
         logger.warning("%s: empty file; skipped", path)
         return
+    check_text_file(path)
     if input_format == "lines":
         for lineno, line in _decoded_lines(path, on_invalid_utf8):
             sentences = split_sentences(line)

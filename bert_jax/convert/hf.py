@@ -8,7 +8,9 @@ prefix, legacy ``gamma``/``beta`` names, buffers such as
 ``embeddings.position_ids``, tied decoder copies, heads the target does not use)
 and refuses what would silently change the model (missing encoder weights,
 keys that belong to nothing, shape mismatches). A ``pytorch_model.bin`` is
-read only with torch's weights-only loader; safetensors needs no torch.
+read only with torch's weights-only loader; safetensors needs no torch. A file
+that is damaged, truncated or not a weights file raises ``CheckpointFileError``
+naming it.
 """
 
 from __future__ import annotations
@@ -256,25 +258,104 @@ _SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, 
                        "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 
 
-def read_safetensors(path: str) -> dict[str, np.ndarray]:
-    """Reads a safetensors file into numpy, bfloat16 included (via ml_dtypes, which numpy's
-    reader in ``safetensors`` does not understand). Format: u64 header size, JSON header, data."""
+# safetensors' own reader refuses headers above 100 MB; a real BERT header is a few tens of kB.
+_MAX_HEADER_BYTES = 100 << 20
+
+
+class CheckpointFileError(ValueError):
+    """A weights file that is not a valid checkpoint (truncated, damaged, not a weights file)."""
+
+
+def _invalid(path: str, why: str) -> CheckpointFileError:
+    return CheckpointFileError(
+        f"{path} is not a valid safetensors checkpoint: {why}. The file is damaged or incomplete "
+        "(an interrupted download or copy?); fetch or export it again.")
+
+
+def read_safetensors_file(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``(tensors, metadata)`` of a safetensors file, bfloat16 included (via ml_dtypes, which numpy's
+    reader in ``safetensors`` does not understand). Format: u64 header size, JSON header, data.
+
+    Every length and offset is checked against the file size before anything is read, so a
+    truncated or random file raises ``CheckpointFileError`` naming it (never a bare
+    ``OverflowError``/``MemoryError``).
+    """
     import ml_dtypes
 
     dtypes = {**_SAFETENSORS_DTYPES, "BF16": ml_dtypes.bfloat16}
+    file_size = os.path.getsize(path)
+    if file_size < 8:
+        raise _invalid(path, f"it has {file_size} bytes, fewer than the 8-byte header length")
     with open(path, "rb") as f:
         size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] not in dtypes:
-            raise ValueError(f"{path}: tensor {name!r} has dtype {info['dtype']}, which bert-jax cannot read.")
-        start, end = info["data_offsets"]
-        out[name] = np.frombuffer(data[start:end], dtype=dtypes[info["dtype"]]).reshape(info["shape"]).copy()
-    return out
+        if size > min(file_size - 8, _MAX_HEADER_BYTES):
+            raise _invalid(path, f"its header length field says {size} bytes but the file has {file_size}")
+        try:
+            header = json.loads(f.read(size).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise _invalid(path, f"its header is not JSON ({err})") from None
+        if not isinstance(header, dict):
+            raise _invalid(path, "its header is not a JSON object")
+        data_size = file_size - 8 - size
+        metadata = header.pop("__metadata__", None) or {}
+        tensors = {}
+        for name, info in header.items():
+            try:
+                dtype_name, shape, (start, end) = info["dtype"], [int(d) for d in info["shape"]], info["data_offsets"]
+            except (KeyError, TypeError, ValueError):
+                raise _invalid(path, f"tensor {name!r} has a malformed entry {str(info)[:200]}") from None
+            if dtype_name not in dtypes:
+                raise ValueError(f"{path}: tensor {name!r} has dtype {dtype_name}, which bert-jax cannot read.")
+            dtype = np.dtype(dtypes[dtype_name])
+            want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= data_size) \
+                    or end - start != want or min(shape, default=0) < 0:
+                raise _invalid(path, f"tensor {name!r} ({dtype_name} {shape}) claims bytes {start}:{end} "
+                                     f"of a {data_size}-byte data section")
+            f.seek(8 + size + start)
+            tensors[name] = np.frombuffer(f.read(end - start), dtype=dtype).reshape(shape).copy()
+    return tensors, metadata
+
+
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file (see ``read_safetensors_file``)."""
+    return read_safetensors_file(path)[0]
+
+
+def _load_torch_bin(path: str) -> dict[str, np.ndarray]:
+    """A ``pytorch_model.bin`` read with torch's weights-only loader, with errors that name the file."""
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(f"{path} is a PyTorch file: install torch (pip install torch) or convert "
+                          f"the checkpoint to safetensors.") from e
+    import pickle
+
+    try:
+        # weights_only: never unpickle arbitrary objects from a stranger's file.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = re.search(r"GLOBAL (\S+)", str(err), re.IGNORECASE)
+        if refused:
+            # torch's text suggests weights_only=False, i.e. running the file's code: not here.
+            raise CheckpointFileError(
+                f"{path} is not a plain weights file: unpickling it would call {refused.group(1)} (code or "
+                "objects other than tensors), and bert-jax will not unpickle it. If you trust its origin, convert "
+                "it to safetensors with a tool you trust (e.g. in an isolated environment, transformers' "
+                "from_pretrained(...).save_pretrained(dir, safe_serialization=True)) and load the "
+                f"{SAFE_WEIGHTS} instead.") from None
+        detail = "; ".join(line for line in str(err).splitlines() if "Unsupported" in line or "invalid" in line.lower())
+        raise CheckpointFileError(f"{path} is not a valid PyTorch checkpoint ({detail or 'unreadable pickle'}); the "
+                                  "file is damaged or not a weights file: fetch or export it again.") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
+        raise CheckpointFileError(f"{path} is not a valid PyTorch checkpoint ({type(err).__name__}: "
+                                  f"{str(err).splitlines()[0] if str(err) else ''}); the file is damaged, "
+                                  "truncated or not a weights file: fetch or export it again.") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointFileError(f"{path} holds a {type(state).__name__}, not a state dict of tensors "
+                                  "(name -> tensor); save model.state_dict(), not the model or a training state.")
+    # numpy has no bfloat16: floats go through float32 (exact for bf16/fp16).
+    return {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
 
 
 def load_hf_state_dict(directory: str) -> dict[str, np.ndarray]:
@@ -292,15 +373,7 @@ def load_hf_state_dict(directory: str) -> dict[str, np.ndarray]:
             state.update(read_safetensors(os.path.join(directory, shard)))
         return state
     if os.path.isfile(torch_bin):
-        try:
-            import torch
-        except ImportError as e:
-            raise ImportError(f"{torch_bin} is a PyTorch file: install torch (pip install torch) or convert "
-                              f"the checkpoint to safetensors.") from e
-        # weights_only: never unpickle arbitrary objects from a stranger's file.
-        state = torch.load(torch_bin, map_location="cpu", weights_only=True)
-        # numpy has no bfloat16: floats go through float32 (exact for bf16/fp16).
-        return {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+        return _load_torch_bin(torch_bin)
     raise FileNotFoundError(f"No {SAFE_WEIGHTS}, {SAFE_INDEX} or {TORCH_WEIGHTS} in {directory!r}.")
 
 
@@ -310,10 +383,30 @@ def load_hf_checkpoint(directory: str) -> tuple[dict, BertConfig]:
     return load_hf_state_dict(directory), config
 
 
-def _atomic_save(tensors: dict, path: str, metadata: dict) -> None:
-    tmp = path + ".tmp"
-    save_file(tensors, tmp, metadata=metadata)
-    os.replace(tmp, path)
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: read it by setting it (and put it back at once)
+    os.umask(mask)
+    return mask
+
+
+def write_safetensors(tensors: dict, path: str, metadata: dict) -> None:
+    """Writes a safetensors file atomically (temporary name, then rename) with the mode any new
+    file gets under the process umask (``safetensors`` itself creates files 0600)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def save_hf_checkpoint(params: dict, config: BertConfig, directory: str, target: str) -> None:
@@ -321,5 +414,5 @@ def save_hf_checkpoint(params: dict, config: BertConfig, directory: str, target:
     os.makedirs(directory, exist_ok=True)
     state = params_to_hf_state_dict(params, config, target)
     # "format": "pt" is what transformers checks before loading a safetensors file.
-    _atomic_save(state, os.path.join(directory, SAFE_WEIGHTS), {"format": "pt"})
+    write_safetensors(state, os.path.join(directory, SAFE_WEIGHTS), {"format": "pt"})
     config.replace(architectures=[target]).save_pretrained(directory)

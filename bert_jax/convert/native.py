@@ -12,10 +12,8 @@ import os
 
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
-from safetensors import safe_open
-from safetensors.numpy import save_file
-
 from bert_jax.config import BertConfig
+from bert_jax.convert.hf import read_safetensors_file, unstack_layers, write_safetensors
 
 NATIVE_WEIGHTS = "bert_jax_params.safetensors"
 
@@ -27,23 +25,19 @@ def is_native_checkpoint(directory: str) -> bool:
 def save_native_checkpoint(params: dict, config: BertConfig, directory: str, target: str) -> None:
     """Writes the directory atomically file by file (temporary name, then rename)."""
     os.makedirs(directory, exist_ok=True)
-    from bert_jax.convert.hf import unstack_layers
-
     # Stored per layer, so a checkpoint does not depend on how the model was compiled.
     flat = flatten_dict(unstack_layers(params))
     tensors = {"/".join(path): np.ascontiguousarray(np.asarray(v)) for path, v in flat.items()}
     path = os.path.join(directory, NATIVE_WEIGHTS)
-    save_file(tensors, path + ".tmp", metadata={"format": "bert-jax", "target": target})
-    os.replace(path + ".tmp", path)
+    write_safetensors(tensors, path, {"format": "bert-jax", "target": target})
     config.replace(architectures=[target]).save_pretrained(directory)
 
 
 def load_native_checkpoint(directory: str) -> tuple[dict, BertConfig, str]:
     """(params nested dict of numpy arrays, config, target class name)."""
     path = os.path.join(directory, NATIVE_WEIGHTS)
-    with safe_open(path, framework="numpy") as f:
-        metadata = f.metadata() or {}
-        if metadata.get("format") != "bert-jax" or "target" not in metadata:
-            raise ValueError(f"{path}: not a bert-jax parameter file (metadata {metadata}).")
-        flat = {tuple(key.split("/")): f.get_tensor(key) for key in f.keys()}
+    tensors, metadata = read_safetensors_file(path)  # CheckpointFileError naming a damaged file
+    if metadata.get("format") != "bert-jax" or "target" not in metadata:
+        raise ValueError(f"{path}: not a bert-jax parameter file (metadata {metadata}).")
+    flat = {tuple(key.split("/")): value for key, value in tensors.items()}
     return unflatten_dict(flat), BertConfig.from_pretrained(directory), metadata["target"]

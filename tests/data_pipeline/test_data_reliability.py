@@ -1,0 +1,307 @@
+"""Builds that must not fail silently: changed inputs, unusable outputs, binary input, damaged shards
+and manifests, --overwrite next to user files, an over-large prediction cap.
+
+Each test checks the message (what, which file, what to do), that following the
+advice works, and that nothing was lost, overwritten or left looking complete.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import data_pipeline
+from data_pipeline import build, cli, shards, sources
+from dp_helpers import CORPUS_DIR, CORPUS_FILES, dir_bytes, make_options, read_documents, write_corpus
+
+
+@pytest.fixture()
+def two_files(tmp_path):
+    """Two real-text input files the test may edit."""
+    (tmp_path / "in").mkdir()
+    a = write_corpus(tmp_path / "in" / "a.txt", read_documents(str(CORPUS_DIR / "tutorial.txt"), 120))
+    b = write_corpus(tmp_path / "in" / "b.txt", read_documents(str(CORPUS_DIR / "faq.txt"), 120))
+    return a, b
+
+
+def _cli_build(*args):
+    return subprocess.run([sys.executable, "-m", "bert_jax.cli", "data", "build", *args],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+
+
+# 1 -------------------------------------------------------------------------------------------
+
+def test_changed_input_after_interrupted_build_is_refused_naming_the_file(tmp_path, two_files, vocab_file, caplog):
+    a, b = two_files
+    opts = make_options([a, b], vocab_file, num_shards=4)
+    out = str(tmp_path / "out")
+    assert build.build(opts, out, shard_range=(0, 2)) is None  # an interrupted build: 2 of 4 shards
+    before = dir_bytes(out)
+    # The corpus is edited before the rerun: more documents in b.txt.
+    write_corpus(tmp_path / "in" / "b.txt", read_documents(str(CORPUS_DIR / "faq.txt"), 150))
+    with pytest.raises(build.BuildError, match=r"b\.txt changed size .*restore the original inputs.*--overwrite"):
+        build.build(opts, out)
+    assert dir_bytes(out) == before  # nothing built from the new corpus, nothing deleted
+    # A same-size edit (two letters swapped) is caught by the content hash.
+    text = open(a, encoding="utf-8").read()
+    i = text.index("Python")
+    open(a, "w", encoding="utf-8").write(text[:i] + "yPthon" + text[i + 6:])
+    with pytest.raises(build.BuildError, match=r"a\.txt changed content \(same size"):
+        build.build(opts, out)
+    assert dir_bytes(out) == before
+    # The advice: --overwrite rebuilds everything from the current inputs.
+    with caplog.at_level(logging.WARNING):
+        manifest = build.build(opts, out, overwrite=True)
+    assert "a.txt changed content" in caplog.text and "b.txt changed size" in caplog.text
+    fresh = str(tmp_path / "fresh")
+    build.build(opts, fresh)
+    assert dir_bytes(out) == dir_bytes(fresh)  # no shard of the old corpus survives
+    assert manifest["num_shards"] == 4
+
+
+def test_touched_but_unchanged_input_is_not_a_change(tmp_path, two_files, vocab_file):
+    a, b = two_files
+    opts = make_options([a, b], vocab_file, num_shards=2)
+    out = str(tmp_path / "out")
+    build.build(opts, out, shard_range=(0, 1))
+    os.utime(b, ns=(1, 1))  # a fresh checkout or `touch`: new mtime, same bytes
+    assert build.build(opts, out) is not None
+    fresh = str(tmp_path / "fresh")
+    build.build(opts, fresh)
+    got, want = dir_bytes(out), dir_bytes(fresh)
+    assert {k: v for k, v in got.items() if k != shards.OPTIONS} == {k: v for k, v in want.items() if k != shards.OPTIONS}
+    recorded = {e["path"]: e for e in shards.read_json(os.path.join(out, shards.OPTIONS))["inputs"]}
+    assert recorded[b]["mtime_ns"] == 1 and recorded[b]["size"] == os.path.getsize(b)
+
+
+def test_cli_changed_input_message_and_overwrite(tmp_path, two_files, vocab_file):
+    a, b = two_files
+    out = str(tmp_path / "out")
+    args = ["--input", a, b, "--vocab", vocab_file, "--output", out, "--num-shards", "2",
+            "--max-seq-length", "64", "--dupe-factor", "1"]
+    assert _cli_build(*args, "--shard-range", "0:1").returncode == 0
+    with open(b, "a", encoding="utf-8") as f:
+        f.write("\n" + "\n".join(read_documents(str(CORPUS_DIR / "howto.txt"), 5)[0]) + "\n")
+    run = _cli_build(*args)
+    assert run.returncode == 1
+    assert f"{b} changed size" in run.stderr and "--overwrite" in run.stderr and "Traceback" not in run.stderr
+    assert not os.path.exists(os.path.join(out, shards.MANIFEST))
+    assert _cli_build(*args, "--overwrite").returncode == 0
+    assert data_pipeline.PretrainingLoader(out, 4, prefetch=0).num_examples > 0
+
+
+# 2 -------------------------------------------------------------------------------------------
+
+def test_output_that_is_a_file_exits_2_with_a_clear_error(tmp_path, small_corpus, vocab_file, capsys):
+    target = tmp_path / "out.txt"
+    target.write_bytes(b"a user's file\n")
+    rc = cli.main(["build", "--input", small_corpus, "--vocab", vocab_file, "--output", str(target)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"--output {target} is a file, not a directory" in err and "pass the path of a directory" in err
+    assert target.read_bytes() == b"a user's file\n"
+
+
+def _make_read_only(path) -> bool:
+    """Makes ``path`` unwritable (mode bits; for root, the immutable attribute); True if that worked."""
+    os.chmod(path, 0o555)
+    if os.geteuid() == 0 and shutil.which("chattr"):
+        subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+    try:
+        open(os.path.join(path, ".probe"), "w").close()
+    except OSError:
+        return True
+    os.remove(os.path.join(path, ".probe"))
+    return False
+
+
+def _make_writable(path) -> None:
+    if os.geteuid() == 0 and shutil.which("chattr"):
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+    os.chmod(path, 0o755)
+
+
+def test_read_only_output_exits_2_with_a_clear_error(tmp_path, small_corpus, vocab_file, capsys):
+    out = tmp_path / "ro"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me\n")
+    if not _make_read_only(out):
+        _make_writable(out)
+        pytest.skip("cannot make a directory read-only here (root without chattr)")
+    try:
+        args = ["build", "--input", small_corpus, "--vocab", vocab_file, "--output", str(out), "--max-seq-length", "64"]
+        rc = cli.main(args)
+        err = capsys.readouterr().err
+        assert rc == 2
+        assert f"cannot write to --output {out}" in err and "writable" in err
+        assert sorted(os.listdir(out)) == ["notes.txt"]
+    finally:
+        _make_writable(out)
+    # The advice works: once writable, the same command builds.
+    assert cli.main(args) == 0
+    assert (out / "notes.txt").read_text() == "keep me\n" and (out / shards.MANIFEST).exists()
+
+
+# 3 -------------------------------------------------------------------------------------------
+
+def test_binary_input_is_refused_naming_the_file(tmp_path, small_corpus, vocab_file, caplog):
+    elf = tmp_path / "python.bin"
+    elf.write_bytes(open(os.path.realpath(sys.executable), "rb").read(200_000))
+    gz = tmp_path / "tutorial.txt.gz"  # a compressed corpus passed by mistake
+    gz.write_bytes(gzip.compress(open(CORPUS_DIR / "tutorial.txt", "rb").read()))
+    utf16 = tmp_path / "faq-utf16.txt"
+    utf16.write_bytes(open(CORPUS_DIR / "faq.txt", encoding="utf-8").read().encode("utf-16"))
+    for bad in (elf, gz, utf16):
+        out = tmp_path / f"out-{bad.name}"
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            with pytest.raises(sources.InputError, match=rf"input file {bad} looks binary, not text \(.*remove it"):
+                build.build(make_options([small_corpus, str(bad)], vocab_file), str(out))
+        assert len(caplog.records) < 5  # not thousands of undecodable-line warnings
+        assert not out.exists()  # refused before anything was written
+    # Real text with one bad byte is still text (reported line by line as before).
+    damaged = tmp_path / "damaged.txt"
+    damaged.write_bytes(open(small_corpus, "rb").read() + b"one bad \xff byte\n")
+    assert sources.binary_reason(str(damaged)) is None
+    assert all(sources.binary_reason(f) is None for f in CORPUS_FILES)
+
+
+def test_cli_binary_input(tmp_path, small_corpus, vocab_file):
+    gz = tmp_path / "faq.txt.gz"
+    gz.write_bytes(gzip.compress(open(CORPUS_DIR / "faq.txt", "rb").read()))
+    run = _cli_build("--input", small_corpus, str(gz), "--vocab", vocab_file, "--output", str(tmp_path / "out"))
+    assert run.returncode == 1 and f"{gz} looks binary" in run.stderr
+    assert run.stderr.count("\n") < 10
+
+
+# 4 -------------------------------------------------------------------------------------------
+
+def test_rebuild_replaces_a_shard_with_a_flipped_byte(tmp_path, small_corpus, vocab_file, caplog):
+    opts = make_options([small_corpus], vocab_file, num_shards=3)
+    out = str(tmp_path / "out")
+    build.build(opts, out)
+    reference = dir_bytes(out)
+    bad = os.path.join(out, shards.shard_name(1, 3) + ".bin")
+    with open(bad, "r+b") as f:
+        f.seek(5000)
+        byte = f.read(1)
+        f.seek(5000)
+        f.write(bytes([byte[0] ^ 0x01]))
+    with pytest.raises(shards.ShardError, match="fails its sha256"):
+        data_pipeline.PretrainingLoader(out, 8, prefetch=0)
+    mtime0 = os.path.getmtime(os.path.join(out, shards.shard_name(0, 3) + ".bin"))
+    with caplog.at_level(logging.INFO):
+        build.build(opts, out)
+    assert f"shard 1 is damaged ({bad} fails its sha256 check" in caplog.text and "rebuilding it" in caplog.text
+    assert "building 1 shard(s) of 3 (2 already built and verified)" in caplog.text
+    assert dir_bytes(out) == reference
+    assert os.path.getmtime(os.path.join(out, shards.shard_name(0, 3) + ".bin")) == mtime0  # good ones kept
+    data_pipeline.PretrainingLoader(out, 8, prefetch=0)
+
+
+def test_rebuild_replaces_a_shard_with_a_damaged_sidecar(tmp_path, small_corpus, vocab_file, caplog):
+    opts = make_options([small_corpus], vocab_file, num_shards=2)
+    out = str(tmp_path / "out")
+    build.build(opts, out)
+    reference = dir_bytes(out)
+    side = os.path.join(out, shards.shard_name(0, 2) + ".json")
+    with open(side, "r+b") as f:
+        f.truncate(40)
+    with caplog.at_level(logging.WARNING):
+        build.build(opts, out)
+    assert f"shard 0 is damaged ({side} is damaged" in caplog.text
+    assert dir_bytes(out) == reference
+
+
+# 5 -------------------------------------------------------------------------------------------
+
+def test_overwrite_deletes_only_what_the_build_wrote(tmp_path, small_corpus, vocab_file):
+    out = tmp_path / "out"
+    out.mkdir()
+    user = {"shard-important.txt": b"do not delete\n", "notes.txt": b"mine\n", "shard-00000-of-00009.csv": b"1,2\n"}
+    for name, data in user.items():
+        (out / name).write_bytes(data)
+    build.build(make_options([small_corpus], vocab_file, num_shards=3), str(out))
+    old_shards = [shards.shard_name(i, 3) for i in range(3)]
+    build.build(make_options([small_corpus], vocab_file, num_shards=2), str(out), overwrite=True)
+    names = set(os.listdir(out))
+    for name, data in user.items():
+        assert (out / name).read_bytes() == data
+    assert not any(n.startswith(tuple(old_shards)) for n in names)
+    assert shards.read_json(str(out / shards.MANIFEST))["num_shards"] == 2
+    built = {n for n in names if n not in user}
+    assert built == {shards.MANIFEST, shards.OPTIONS, shards.VOCAB} | {
+        shards.shard_name(i, 2) + ext for i in range(2) for ext in (".bin", ".json")}
+
+
+def test_directory_with_user_shard_named_file_is_not_mistaken_for_a_build(tmp_path, small_corpus, vocab_file):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "shard-important.txt").write_bytes(b"do not delete\n")
+    assert build.build(make_options([small_corpus], vocab_file, num_shards=1), str(out)) is not None
+    assert (out / "shard-important.txt").read_bytes() == b"do not delete\n"
+
+
+# 6 -------------------------------------------------------------------------------------------
+
+def test_max_predictions_above_the_sequence_is_capped_with_one_warning(tmp_path, small_corpus, vocab_file, caplog):
+    opts = make_options([small_corpus], vocab_file, num_shards=1, max_seq_length=16, max_predictions_per_seq=40)
+    out = str(tmp_path / "out")
+    with caplog.at_level(logging.WARNING):
+        manifest = build.build(opts, out)
+    capped = [r for r in caplog.records if "--max-predictions-per-seq" in r.getMessage()]
+    assert len(capped) == 1
+    assert "exceeds the 13 maskable tokens of a 16-token row" in capped[0].getMessage()
+    assert "data.max_predictions_per_seq to 13" in capped[0].getMessage()
+    assert manifest["max_predictions_per_seq"] == 13 and manifest["max_predictions_per_seq_requested"] == 40
+    loader = data_pipeline.PretrainingLoader(out, 8, prefetch=0)
+    batch = next(iter(loader))
+    assert batch["masked_lm_positions"].shape == (8, 13)
+    # The capped value names the same build: re-running with it is not "other options".
+    assert build.build(make_options([small_corpus], vocab_file, num_shards=1, max_seq_length=16,
+                                    max_predictions_per_seq=13), out)["max_predictions_per_seq"] == 13
+
+
+# 7 -------------------------------------------------------------------------------------------
+
+def test_truncated_manifest_names_the_file_and_rebuild_fixes_it(tmp_path, small_corpus, vocab_file, capsys):
+    opts = make_options([small_corpus], vocab_file, num_shards=2)
+    out = str(tmp_path / "out")
+    build.build(opts, out)
+    reference = dir_bytes(out)
+    path = os.path.join(out, shards.MANIFEST)
+    with open(path, "r+b") as f:
+        f.truncate(300)
+    with pytest.raises(shards.ShardError) as info:
+        data_pipeline.PretrainingLoader(out, 8, prefetch=0)
+    message = str(info.value)
+    assert f"{path} is damaged (300 bytes, not valid JSON" in message
+    assert "re-run the same `bert-jax data build` command" in message
+    assert cli.main(["inspect", out]) == 1
+    assert f"{path} is damaged" in capsys.readouterr().err
+    shard_mtime = os.path.getmtime(os.path.join(out, shards.shard_name(0, 2) + ".bin"))
+    build.build(opts, out)  # the advice: the same build command
+    assert dir_bytes(out) == reference
+    assert os.path.getmtime(os.path.join(out, shards.shard_name(0, 2) + ".bin")) == shard_mtime
+    assert data_pipeline.PretrainingLoader(out, 8, prefetch=0).num_examples == shards.read_json(path)["num_examples"]
+
+
+def test_damaged_build_options_names_the_file(tmp_path, small_corpus, vocab_file):
+    opts = make_options([small_corpus], vocab_file, num_shards=2)
+    out = str(tmp_path / "out")
+    build.build(opts, out, shard_range=(0, 1))
+    path = os.path.join(out, shards.OPTIONS)
+    with open(path, "r+b") as f:
+        f.truncate(20)
+    with pytest.raises(shards.ShardError, match=rf"{path} is damaged .*pass --overwrite"):
+        build.build(opts, out)
+    assert build.build(opts, out, overwrite=True) is not None
+    fresh = str(tmp_path / "fresh")
+    build.build(opts, fresh)
+    assert dir_bytes(out) == dir_bytes(fresh)
