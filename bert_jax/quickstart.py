@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
         "last_eval_mlm_accuracy": eval_rows[-1]["eval/mlm_accuracy"] if eval_rows else None,
         "docs_section_dev_accuracy": ft_result.get("eval", {}).get("accuracy"),
         "docs_section_majority_baseline": json.loads(
-            (work / "finetune" / "eval" / "dev_results.json").read_text())["majority_baseline"],
+            (work / "finetune" / "eval" / "dev_results.json").read_text())["baseline_majority"],
         "wall_s": round(time.perf_counter() - t0, 1),
         "workdir": str(work),
     }
