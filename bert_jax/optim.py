@@ -9,6 +9,7 @@ Owns:
   * ``make_optimizer(cfg)``: ``optax`` chain = global-norm clipping -> AdamW or
     LAMB -> learning rate. Gradient accumulation is not an optimizer concern
     here: ``bert_jax.train`` scans over microbatches and calls ``update`` once.
+  * ``validate_optim_config(cfg)``: range checks of every field, naming the bad ones.
 
 ``cfg`` is any mapping / attribute object with the fields of the ``optim``
 block of a pretraining config (see ``configs/pretrain/tiny.py``).
@@ -20,6 +21,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -151,3 +153,72 @@ def make_optimizer(cfg: Any, params_for_mask=None) -> optax.GradientTransformati
     if clip > 0:
         opt = optax.chain(optax.clip_by_global_norm(clip), opt)
     return opt
+
+
+# field -> (kind, default, valid range in words, test). ``None`` as default: required.
+_OPTIM_FIELDS = {
+    "learning_rate": ("float", None, ">= 0 and finite", lambda v: v >= 0),
+    "total_steps": ("int", None, "> 0", lambda v: v > 0),
+    "warmup_steps": ("int?", None, ">= 0, or -1 (or None) to use warmup_fraction", lambda v: v >= -1),
+    "warmup_fraction": ("float", 0.0, "in [0, 1)", lambda v: 0 <= v < 1),
+    "end_learning_rate": ("float", 0.0, ">= 0 and finite", lambda v: v >= 0),
+    "decay_power": ("float", 1.0, "> 0 and finite", lambda v: v > 0),
+    "b1": ("float", 0.9, "in [0, 1)", lambda v: 0 <= v < 1),
+    "b2": ("float", 0.999, "in [0, 1)", lambda v: 0 <= v < 1),
+    "eps": ("float", 1e-6, "> 0 and finite", lambda v: v > 0),
+    "weight_decay": ("float", 0.01, ">= 0 and finite", lambda v: v >= 0),
+    "clip_grad_norm": ("float?", 1.0, ">= 0 and finite (0 or None disables clipping)", lambda v: v >= 0),
+}
+_OPTIM_CHOICES = {"name": ("adamw", "lamb"), "schedule": ("linear", "polynomial", "constant")}
+
+
+def validate_optim_config(optim_cfg: Any) -> None:
+    """Checks the range of every optimizer and schedule field of an ``optim`` config block.
+
+    Args:
+      optim_cfg: mapping or attribute object (``ml_collections.ConfigDict``) with the
+        fields of the ``optim`` block; absent optional fields take their defaults.
+
+    Raises:
+      ValueError: listing every bad field as ``optim.<field>=<value>``, its valid range
+        and what to pass instead (e.g. a negative learning rate, which would train by
+        gradient ascent; a NaN; ``b2 >= 1``; an unknown optimizer name).
+    """
+    problems = []
+    keys = set(optim_cfg.keys()) if hasattr(optim_cfg, "keys") else set()
+    for field in sorted(keys - set(_OPTIM_FIELDS) - set(_OPTIM_CHOICES)):
+        problems.append(f"optim.{field} is not an optimizer field (known: "
+                        f"{', '.join(sorted([*_OPTIM_FIELDS, *_OPTIM_CHOICES]))})")
+    values = {}
+    for field, (kind, default, valid, ok) in _OPTIM_FIELDS.items():
+        missing = object()
+        value = _get(optim_cfg, field, missing)
+        if value is missing and default is None and not kind.endswith("?"):
+            problems.append(f"optim.{field} is required ({valid})")
+            continue
+        value = default if value is missing else value
+        if value is None and kind.endswith("?"):
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not np.isfinite(value) or (kind.startswith("int") and float(value) != int(value)):
+            want = "an integer" if kind.startswith("int") else "a finite number"
+            problems.append(f"optim.{field}={value!r} is not {want}; it must be {valid}")
+            continue
+        if not ok(value):
+            problems.append(f"optim.{field}={value!r} is out of range; it must be {valid}")
+            continue
+        values[field] = value
+    for field, choices in _OPTIM_CHOICES.items():
+        value = _get(optim_cfg, field, choices[0])
+        if value not in choices:
+            problems.append(f"optim.{field}={value!r} is not one of {', '.join(map(repr, choices))}")
+    total, warmup = values.get("total_steps"), values.get("warmup_steps")
+    if total is not None and warmup is not None and warmup > total:
+        problems.append(f"optim.warmup_steps={warmup!r} exceeds optim.total_steps={total!r}; it must be <= total_steps")
+    peak, end = values.get("learning_rate"), values.get("end_learning_rate")
+    if _get(optim_cfg, "schedule", "linear") != "constant" and peak is not None and end is not None and end > peak:
+        problems.append(f"optim.end_learning_rate={end!r} exceeds optim.learning_rate={peak!r}; the decay would "
+                        "raise the rate: it must be <= learning_rate")
+    if problems:
+        raise ValueError("invalid optimizer config: " + "; ".join(problems)
+                         + ". Fix these fields (e.g. --config.optim.<field>=<value>).")

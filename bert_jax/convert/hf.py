@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import warnings
@@ -305,9 +306,9 @@ def read_safetensors_file(path: str) -> tuple[dict[str, np.ndarray], dict[str, s
             except (KeyError, TypeError, ValueError):
                 raise _invalid(path, f"tensor {name!r} has a malformed entry {str(info)[:200]}") from None
             if dtype_name not in dtypes:
-                raise ValueError(f"{path}: tensor {name!r} has dtype {dtype_name}, which bert-jax cannot read.")
+                raise CheckpointFileError(f"{path}: tensor {name!r} has dtype {dtype_name}, which bert-jax cannot read.")
             dtype = np.dtype(dtypes[dtype_name])
-            want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            want = math.prod(shape) * dtype.itemsize  # Python ints: a damaged shape cannot overflow
             if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= data_size) \
                     or end - start != want or min(shape, default=0) < 0:
                 raise _invalid(path, f"tensor {name!r} ({dtype_name} {shape}) claims bytes {start}:{end} "
@@ -347,7 +348,9 @@ def _load_torch_bin(path: str) -> dict[str, np.ndarray]:
         detail = "; ".join(line for line in str(err).splitlines() if "Unsupported" in line or "invalid" in line.lower())
         raise CheckpointFileError(f"{path} is not a valid PyTorch checkpoint ({detail or 'unreadable pickle'}); the "
                                   "file is damaged or not a weights file: fetch or export it again.") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, TypeError, AttributeError,
+            OverflowError, MemoryError) as err:
+        # What torch's zip and pickle readers raise on damaged files; none of it is a usable state.
         raise CheckpointFileError(f"{path} is not a valid PyTorch checkpoint ({type(err).__name__}: "
                                   f"{str(err).splitlines()[0] if str(err) else ''}); the file is damaged, "
                                   "truncated or not a weights file: fetch or export it again.") from None

@@ -139,3 +139,38 @@ def test_exported_files_respect_the_umask(tmp_path, model, umask):
     assert target == "BertForPreTraining"
     np.testing.assert_array_equal(params["bert"]["embeddings"]["word_embeddings"]["embedding"],
                                   np.asarray(model.params["bert"]["embeddings"]["word_embeddings"]["embedding"]))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the mutated files, as expected
+def test_mutated_files_raise_only_checkpoint_file_errors(tmp_path):
+    """Byte changes in the structure of both formats (the .bin's pickle, the safetensors header) and
+    random truncations: each either loads (a change the format cannot see) or raises
+    CheckpointFileError naming the file, never a bare KeyError/TypeError/OverflowError."""
+    torch = pytest.importorskip("torch")
+    state = {"a.weight": np.linspace(-1, 1, 600, dtype=np.float32).reshape(20, 30), "b.bias": np.arange(7)}
+    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, tmp_path / "ref.bin")
+    hf.write_safetensors(state, str(tmp_path / "ref.safetensors"), {"format": "pt"})
+    binary, safe = (tmp_path / "ref.bin").read_bytes(), (tmp_path / "ref.safetensors").read_bytes()
+    pickle_start = binary.find(b"data.pkl") + len("data.pkl")
+    spans = {"pytorch_model.bin": (binary, pickle_start, binary.find(b"PK", pickle_start)),
+             "model.safetensors": (safe, 0, 8 + int.from_bytes(safe[:8], "little"))}
+    rng = np.random.default_rng(0)
+    outcomes = {"loaded": 0, "refused": 0}
+    for trial in range(200):
+        for name, (ref, lo, hi) in spans.items():
+            if trial % 4 == 3:
+                data = bytearray(ref[: int(rng.integers(0, len(ref)))])
+            else:
+                data = bytearray(ref)
+                for _ in range(1 + trial % 3):
+                    data[int(rng.integers(lo, hi))] = int(rng.integers(0, 256))
+            directory = tmp_path / f"{trial}-{name}"
+            directory.mkdir()
+            (directory / name).write_bytes(bytes(data))
+            try:
+                hf.load_hf_state_dict(str(directory))
+                outcomes["loaded"] += 1
+            except hf.CheckpointFileError as err:
+                assert str(directory / name) in str(err)
+                outcomes["refused"] += 1
+    assert outcomes["refused"] > 300, outcomes

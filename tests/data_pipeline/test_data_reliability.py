@@ -305,3 +305,20 @@ def test_damaged_build_options_names_the_file(tmp_path, small_corpus, vocab_file
     fresh = str(tmp_path / "fresh")
     build.build(opts, fresh)
     assert dir_bytes(out) == dir_bytes(fresh)
+
+
+def test_input_rewritten_during_the_build_stops_it(tmp_path, two_files, vocab_file, monkeypatch):
+    a, b = two_files
+    real_partition = build.partition
+
+    def partition_then_edit(*args, **kwargs):
+        counts = real_partition(*args, **kwargs)
+        with open(b, "a", encoding="utf-8") as f:  # another process appends while the build runs
+            f.write("\n" + "\n".join(read_documents(str(CORPUS_DIR / "howto.txt"), 1)[0]) + "\n")
+        return counts
+
+    monkeypatch.setattr(build, "partition", partition_then_edit)
+    out = tmp_path / "out"
+    with pytest.raises(build.BuildError, match=rf"input file {b} changed while the build was reading it"):
+        build.build(make_options([a, b], vocab_file, num_shards=2), str(out))
+    assert not any(n.endswith(".bin") for n in os.listdir(out)) and not (out / shards.MANIFEST).exists()

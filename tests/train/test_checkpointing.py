@@ -182,3 +182,20 @@ def test_retention_keeps_records_with_their_steps(tmp_path):
     assert sorted(manager.all_steps()) == [3, 4]
     assert sorted(os.listdir(manager.directory)) == ["3", "4"]
     assert all(checkpointing.verify_step(manager.directory, s).status == "verified" for s in (3, 4))
+
+
+def test_read_meta_then_restore_hash_each_file_once(tmp_path, monkeypatch):
+    manager = _save_steps(tmp_path / "ckpt", [3])
+    hashed = []
+    real = checkpointing._sha256
+    monkeypatch.setattr(checkpointing, "_sha256", lambda path: hashed.append(path) or real(path))
+    checkpointing.read_meta(manager, 3)  # what the loop reads first
+    state, _, _ = _restore(manager, 3)
+    _assert_state_equal(state, _state(3))
+    assert hashed and len(hashed) == len(set(hashed))  # verified once, not once per read
+    # A change after verification is still caught: the cache is keyed on sizes and mtimes.
+    victim = _largest_data_file(manager.directory, 3)
+    with open(victim, "r+b") as f:
+        f.truncate(os.path.getsize(victim) - 1)
+    with pytest.raises(checkpointing.CheckpointCorrupt, match="truncated or rewritten"):
+        _restore(manager, 3)
