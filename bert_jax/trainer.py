@@ -107,8 +107,7 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     import jax
-    from bert_jax import checkpointing, flops, hooks as hooks_lib, optim, partitioning, train
-    from bert_jax.metrics import MetricWriter, Throughput
+    from bert_jax import partitioning
 
     cfg = ml_collections.FrozenConfigDict(config)
     validate(cfg)
@@ -125,6 +124,61 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
           f"global_batch_size={gbs} is not divisible by the {jax.process_count()} processes.")
     root = jax.random.PRNGKey(cfg.seed)
     params_key, dropout_key = jax.random.split(root)
+    # One run per workdir (process 0 holds the lock for the whole run). A refused run on a
+    # workdir that did not exist leaves nothing behind, not even the lock file.
+    lock, created = None, not os.path.exists(workdir)
+    if jax.process_index() == 0:
+        from bert_jax.workdir_lock import WorkdirLock, WorkdirLocked
+        lock = WorkdirLock(workdir)
+        try:
+            lock.acquire()
+        except WorkdirLocked as e:
+            raise ConfigError(str(e)) from None
+    try:
+        return _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+            lock = None
+            if os.path.isdir(workdir) and set(os.listdir(workdir)) <= {".lock"}:
+                # refused before anything was written: remove the lock file (and the folder we made)
+                shutil.rmtree(workdir, ignore_errors=True) if created else os.remove(os.path.join(workdir, ".lock"))
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _open_checkpoints(cfg, workdir: str, ckpt_dir: str, open_manager):
+    """``(manager or None, step to resume or None)``: the newest *intact* step; damaged newer
+    steps are named and moved to ``<checkpoints>_damaged/`` so training can save those steps again."""
+    import jax
+    from bert_jax import checkpointing
+    if not os.path.isdir(ckpt_dir):
+        return None, None
+    manager = open_manager()
+    latest, skipped = checkpointing.latest_intact_step(manager)
+    if latest is None and skipped:
+        raise ConfigError(f"every checkpoint in {ckpt_dir} is damaged ({'; '.join(f'step {s}: {r}' for s, r in skipped)}). "
+                          f"Move {ckpt_dir} aside to start this run over, or restore it from a copy.")
+    if skipped:
+        if jax.process_index() == 0:
+            target = ckpt_dir.rstrip("/") + "_damaged"
+            os.makedirs(target, exist_ok=True)
+            for step, _ in skipped:
+                shutil.move(os.path.join(ckpt_dir, str(step)), os.path.join(target, str(step)))
+        log.warning("resuming from step %d: newer checkpoint(s) %s are damaged and were moved to %s_damaged/",
+                    latest, ", ".join(str(s) for s, _ in skipped), ckpt_dir.rstrip("/"))
+        manager.close()
+        manager = open_manager()
+    return manager, latest
+
+
+def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, lock) -> dict:
+    import jax
+    from bert_jax import checkpointing, flops, hooks as hooks_lib, optim, partitioning, train
+    from bert_jax.metrics import MetricWriter, Throughput
+    gbs, nmb = cfg.global_batch_size, cfg.num_microbatches
     ckpt_dir = os.path.join(workdir, "checkpoints")
 
     def open_manager():
@@ -133,13 +187,13 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
                                           async_save=cfg.checkpoint.async_save)
 
     # The manager creates its directory: open it only once the job and state are known to work.
-    manager = open_manager() if os.path.isdir(ckpt_dir) else None
-    latest = manager.latest_step() if manager else None
+    manager, latest = _open_checkpoints(cfg, workdir, ckpt_dir, open_manager)
     try:
         job = make_job(cfg, params_key, resuming=latest is not None)
         optim_cfg = ml_collections.ConfigDict(cfg.optim.to_dict())
         if job.total_steps is not None:
             optim_cfg.total_steps = int(job.total_steps)
+        optim.validate_optim_config(optim_cfg)
         tx, schedule = optim.make_optimizer(optim_cfg), optim.make_schedule(optim_cfg)
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(str(e)) from None

@@ -1,0 +1,188 @@
+"""Faults and bad input around the training loop: each is refused with what to do, or
+handled without losing or mixing work (docs/reliability.md names these tests)."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+from bert_jax import checkpointing, launch  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = os.path.join(ROOT, "configs", "pretrain", "tiny.py")
+DOCS = os.path.join(ROOT, "configs", "finetune", "docs_section.py")
+CORPUS = sorted(glob.glob(os.path.join(ROOT, "data", "corpus", "*.txt")))
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    tokenizers = pytest.importorskip("tokenizers")
+    from data_pipeline import cli as data_cli
+    root = tmp_path_factory.mktemp("corpus")
+    tok = tokenizers.BertWordPieceTokenizer(lowercase=True)
+    tok.train(CORPUS, vocab_size=1000, min_frequency=2, show_progress=False)
+    tok.save_model(str(root))
+    out = str(root / "shards")
+    assert data_cli.main(["build", "--input", *CORPUS, "--vocab", str(root / "vocab.txt"), "--output", out,
+                          "--max-seq-length", "64", "--max-predictions-per-seq", "10", "--dupe-factor", "1",
+                          "--seed", "7"]) in (0, None)
+    return out
+
+
+def small(shards, *extra):
+    return launch.load_config(TINY, [f"data.train_dir={shards!r}", "model.hidden_size=32",
+                                     "model.intermediate_size=64", "global_batch_size=8", "optim.warmup_steps=2",
+                                     "log_every_steps=1", "eval_every_steps=0", *extra])
+
+
+def rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def cli(args, timeout=600):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-m", "bert_jax.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_negative_learning_rate_is_refused_before_compute(shards, tmp_path):
+    res = cli(["pretrain", "--config", TINY, "--workdir", str(tmp_path / "run"),
+               f"--config.data.train_dir={shards}", "--config.optim.learning_rate=-1e-3"])
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "optim.learning_rate" in res.stderr and "-0.001" in res.stderr
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_second_run_on_a_locked_workdir_is_refused(shards, tmp_path):
+    from bert_jax.workdir_lock import WorkdirLock
+    run = str(tmp_path / "run")
+    launch.run_pretraining(small(shards, "optim.total_steps=2", "checkpoint.every_steps=2"), run)
+    before = open(os.path.join(run, "metrics.jsonl")).read()
+    with WorkdirLock(run):  # another live run holds the workdir
+        with pytest.raises(launch.ConfigError, match=r"(?s)" + str(os.getpid()) + ".*" + ".lock"):
+            launch.run_pretraining(small(shards, "optim.total_steps=4"), run)
+    assert open(os.path.join(run, "metrics.jsonl")).read() == before  # nothing mixed in
+    assert checkpointing.make_manager(os.path.join(run, "checkpoints")).latest_step() == 2
+
+
+def _flip_a_byte(step_dir):
+    files = sorted((os.path.getsize(p), p) for p in glob.glob(os.path.join(step_dir, "**", "*"), recursive=True)
+                   if os.path.isfile(p) and "checksums" not in p)
+    path = files[-1][1]  # the largest: array data
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_newest_intact_step(shards, tmp_path, caplog):
+    run = str(tmp_path / "run")
+    launch.run_pretraining(small(shards, "optim.total_steps=4", "checkpoint.every_steps=2",
+                                 "checkpoint.async_save=False"), run)
+    _flip_a_byte(os.path.join(run, "checkpoints", "4"))
+    result = launch.run_pretraining(small(shards, "optim.total_steps=6", "checkpoint.every_steps=2"), run)
+    assert result["start_step"] == 2 and result["step"] == 6  # resumed from 2, not from the damaged 4
+    assert os.path.isdir(os.path.join(run, "checkpoints_damaged", "4"))
+    assert [r["step"] for r in rows(run) if "train/loss" in r] == [1, 2, 3, 4, 5, 6]  # one row per step
+
+
+def test_every_checkpoint_damaged_is_refused_not_restarted(shards, tmp_path):
+    run = str(tmp_path / "run")
+    launch.run_pretraining(small(shards, "optim.total_steps=2", "checkpoint.every_steps=2",
+                                 "checkpoint.async_save=False"), run)
+    _flip_a_byte(os.path.join(run, "checkpoints", "2"))
+    with pytest.raises(launch.ConfigError, match=r"every checkpoint in .* is damaged.*Move .* aside"):
+        launch.run_pretraining(small(shards, "optim.total_steps=4"), run)
+
+
+def test_metrics_after_resume_read_as_one_run(shards, tmp_path):
+    """A run that logged steps past its last checkpoint and died: the resumed run drops
+    those rows, so every step appears once."""
+    import shutil
+    run = str(tmp_path / "run")
+    launch.run_pretraining(small(shards, "optim.total_steps=5", "checkpoint.every_steps=2",
+                                 "checkpoint.keep=0"), run)
+    shutil.rmtree(os.path.join(run, "checkpoints", "5"))  # died after logging 5, before its checkpoint
+    shutil.rmtree(os.path.join(run, "checkpoints", "4"))
+    result = launch.run_pretraining(small(shards, "optim.total_steps=5", "checkpoint.every_steps=2",
+                                          "checkpoint.keep=0"), run)
+    assert result["start_step"] == 2
+    assert [r["step"] for r in rows(run) if "train/loss" in r] == [1, 2, 3, 4, 5]
+
+
+def test_init_from_missing_path_names_the_path(tmp_path):
+    code_out = cli(["finetune", "--config", DOCS, "--workdir", str(tmp_path / "ft"),
+                    "--config.init_from=/does/not/exist"])
+    assert code_out.returncode == 2
+    assert "init_from='/does/not/exist' does not exist" in code_out.stderr
+    assert "vocabulary" not in code_out.stderr
+    assert not os.path.exists(tmp_path / "ft")
+
+
+def test_init_from_with_another_vocabulary_size_gives_advice_that_works(shards, tmp_path):
+    """The checkpoint embeds 1,000 tokens; a 2,000-token vocabulary is refused, naming both
+    sizes and advising the checkpoint's own vocabulary. Following that advice runs, and the
+    refused run wrote nothing."""
+    import tokenizers
+    pre = str(tmp_path / "pre")
+    launch.run_pretraining(small(shards, "optim.total_steps=2", "checkpoint.every_steps=2"), pre)
+    big = tmp_path / "big"
+    big.mkdir()
+    tok = tokenizers.BertWordPieceTokenizer(lowercase=True)
+    tok.train(CORPUS, vocab_size=2000, min_frequency=2, show_progress=False)
+    tok.save_model(str(big))
+    args = [f"init_from={pre!r}", "model.hidden_size=32", "model.intermediate_size=64", "optim.total_steps=2",
+            "eval_every_steps=0", "data.max_per_label=50", "global_batch_size=8"]
+    ft = str(tmp_path / "ft")
+    with pytest.raises(launch.ConfigError, match=r"has 2\d\d\d tokens but the model embeds 1000.*"
+                                                  r"--config.data.vocab_file=") as info:
+        launch.run_finetuning(launch.load_config(DOCS, args + [f"data.vocab_file={str(big / 'vocab.txt')!r}"]), ft)
+    assert not os.path.exists(ft)
+    assert "vocab_size" not in str(info.value)  # no advice to resize the embedding
+    vocab = os.path.join(shards, "vocab.txt")
+    result = launch.run_finetuning(launch.load_config(DOCS, args + [f"data.vocab_file={vocab!r}"]), ft)
+    assert result["step"] == 2 and np.isfinite(result["loss"])
+
+
+def test_refused_finetune_run_leaves_nothing(shards, tmp_path):
+    pre = str(tmp_path / "pre")
+    launch.run_pretraining(small(shards, "optim.total_steps=2", "checkpoint.every_steps=2"), pre)
+    ft = tmp_path / "ft"
+    ft.mkdir()  # a workdir the user made: it stays, empty
+    with pytest.raises(launch.ConfigError, match=r"label 'tutorials'"):
+        launch.run_finetuning(launch.load_config(DOCS, [f"init_from={pre!r}", "model.hidden_size=32",
+                                                        "model.intermediate_size=64",
+                                                        "data.labels=('tutorials', 'library')"]), str(ft))
+    assert os.listdir(ft) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_the_current_step_and_exits_130(shards, tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.Popen([sys.executable, "-m", "bert_jax.cli", "pretrain", "--config", TINY, "--workdir", str(run),
+                             f"--config.data.train_dir={shards}", "--config.model.hidden_size=32",
+                             "--config.model.intermediate_size=64", "--config.log_every_steps=1",
+                             "--config.optim.total_steps=100000", "--config.checkpoint.every_steps=1000"],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if os.path.exists(run / "metrics.jsonl") and len(rows(str(run))) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "SIGINT: saving a checkpoint" in err
+    step = checkpointing.make_manager(str(run / "checkpoints")).latest_step()
+    assert step is not None and step == max(r["step"] for r in rows(str(run)))
