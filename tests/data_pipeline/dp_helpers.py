@@ -6,6 +6,8 @@ import glob
 import os
 import pathlib
 
+import numpy as np
+
 from data_pipeline import build
 
 CORPUS_DIR = pathlib.Path(__file__).resolve().parents[2] / "data" / "corpus"
@@ -38,3 +40,19 @@ def dir_bytes(directory: str) -> dict[str, bytes]:
         for name in sorted(os.listdir(directory))
         if os.path.isfile(os.path.join(directory, name))
     }
+
+
+def masked_fraction_estimate(num_candidates: np.ndarray, num_masked: np.ndarray, p: float, max_predictions: int):
+    """(observed, expected, sd) of the masked fraction over the examples where neither the floor of 1
+    nor the cap binds.
+
+    An example with ``c`` maskable tokens masks ``floor(c p) + Bernoulli(frac(c p))`` of them, so
+    over those examples ``sum(masked) / sum(c)`` has mean exactly ``p`` and variance
+    ``sum(f (1 - f)) / sum(c)^2`` with ``f = frac(c p)``. Also returns the share of free examples.
+    """
+    c = np.asarray(num_candidates, np.float64)
+    free = (c * p >= 1) & (np.ceil(c * p) <= max_predictions)
+    f = c[free] * p - np.floor(c[free] * p)
+    sd = float(np.sqrt(np.sum(f * (1 - f))) / c[free].sum())
+    observed = float(np.asarray(num_masked)[free].sum() / c[free].sum())
+    return observed, p, sd, float(free.mean())

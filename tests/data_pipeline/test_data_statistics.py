@@ -1,5 +1,10 @@
 """Acceptance statistics over >= 50,000 instances built from the bundled real-text corpus.
 
+Every test runs twice: on a static build (masks written into the shards) and on
+a dynamic build whose masks come from ``PretrainingLoader`` (its epoch-1 masks,
+gathered back into example order), so the masking done in the loader meets the
+same 15% / 80-10-10 / no-special-token checks as the masking done at build time.
+
 Tolerances are 4 standard deviations of the exact sampling distribution:
 
 * NSP: every pairable chunk flips a fair coin, so the random-next count is
@@ -23,17 +28,46 @@ import numpy as np
 import pytest
 
 from data_pipeline import build, inspect, masking
-from dp_helpers import CORPUS_FILES, make_options
+from data_pipeline.loader import PretrainingLoader
+from dp_helpers import CORPUS_FILES, make_options, masked_fraction_estimate
 
 P = 0.15
 
 
-@pytest.fixture(scope="module")
-def corpus_build(tmp_path_factory, vocab_file):
-    out = str(tmp_path_factory.mktemp("stats"))
-    opts = make_options(CORPUS_FILES, vocab_file, max_seq_length=128, max_predictions_per_seq=20, dupe_factor=7, num_shards=2, seed=2024)
+MASKED_FIELDS = ("input_ids", "masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+
+
+def loader_masks(directory: str, data: dict[str, np.ndarray], epoch: int) -> dict[str, np.ndarray]:
+    """``data`` with its masked fields replaced by the loader's masks of ``epoch``, in example order."""
+    loader = PretrainingLoader(directory, 2048, seed=13, drop_remainder=False, return_example_index=True, prefetch=0)
+    out = dict(data)
+    for name in MASKED_FIELDS:
+        out[name] = np.zeros_like(data[name])
+    seen = np.zeros(loader.num_examples, bool)
+    for step in range(epoch * loader.steps_per_epoch, (epoch + 1) * loader.steps_per_epoch):
+        batch = loader.batch_at(step)
+        real = batch["example_index"] >= 0
+        rows = batch["example_index"][real]
+        # The loader serves the stored rows: only the masked fields may differ from the shards.
+        for name in ("attention_mask", "token_type_ids", "next_sentence_label"):
+            assert np.array_equal(batch[name][real], data[name][rows]), name
+        for name in MASKED_FIELDS:
+            out[name][rows] = batch[name][real]
+        seen[rows] = True
+    assert seen.all()
+    return out
+
+
+@pytest.fixture(scope="module", params=["static", "dynamic"])
+def corpus_build(request, tmp_path_factory, vocab_file):
+    out = str(tmp_path_factory.mktemp(f"stats_{request.param}"))
+    opts = make_options(CORPUS_FILES, vocab_file, max_seq_length=128, max_predictions_per_seq=20, dupe_factor=7,
+                        num_shards=2, seed=2024, dynamic_masking=request.param == "dynamic")
     manifest = build.build(opts, out)
     _, data, tokens = inspect.collect(out)
+    if request.param == "dynamic":
+        assert manifest["masking"] == "dynamic"
+        data = loader_masks(out, data, epoch=1)
     return manifest, data, tokens
 
 
@@ -66,12 +100,9 @@ def test_masked_fraction_centres_on_p(corpus_build):
     vocab = masking.VocabInfo.from_vocab({t: i for i, t in enumerate(tokens)})
     c = vocab.ordinary[data["original_ids"]].sum(1).astype(np.float64)
     k = (data["masked_lm_weights"] > 0).sum(1)
-    free = (c * P >= 1) & (np.ceil(c * P) <= 20)
-    assert free.mean() > 0.9
-    f = c[free] * P - np.floor(c[free] * P)
-    sd = math.sqrt(np.sum(f * (1 - f))) / c[free].sum()
-    observed = k[free].sum() / c[free].sum()
-    assert within(observed, P, sd), (observed, sd)
+    observed, expected, sd, free_share = masked_fraction_estimate(c, k, P, 20)
+    assert free_share > 0.9
+    assert within(observed, expected, sd), f"masked fraction {observed:.5f}, expected {expected} +- 4 x {sd:.2g}"
     # Where the floor binds, exactly one token is masked.
     assert np.all(k[(c * P < 1) & (c > 0)] == 1)
 
@@ -90,7 +121,8 @@ def test_80_10_10_split(corpus_build):
         (((shown != vocab.mask_id) & (shown != target)).mean(), 0.1 * (1 - 1 / v)),
         ((shown == target).mean(), 0.1 + 0.1 / v),
     ]:
-        assert within(observed, p, math.sqrt(p * (1 - p) / m)), (observed, p)
+        sd = math.sqrt(p * (1 - p) / m)
+        assert within(observed, p, sd), f"share {observed:.5f} of {m} masked positions, expected {p:.5f} +- 4 x {sd:.2g}"
 
 
 def test_no_special_token_masked_or_inserted(corpus_build):

@@ -77,6 +77,49 @@ def test_sampling(decoder, encoder_states):
         decoder.generate(prompt, 100, **kwargs)
 
 
+def test_sampled_token_frequencies_follow_tempered_top_k_softmax(decoder, encoder_states):
+    """4,000 independent draws of the first generated token (one prompt repeated over the batch)
+    against softmax(logits / T) restricted to the top k. A token's count is Binomial(N, p): each
+    must lie within 4 standard deviations of N p, and no draw may fall outside the top k."""
+    draws, temperature, top_k = 4000, 0.7, 6
+    # Spread the output bias so the next-token distribution is far from uniform (at std 0.02
+    # initialisation the logits span only ~0.4, and temperature would barely show).
+    params = jax.tree_util.tree_map(lambda x: x, decoder.params)
+    vocab = decoder.config.vocab_size
+    rank = np.random.default_rng(5).permutation(vocab)
+    params["cls"]["predictions"]["bias"] = jnp.asarray(-0.4 * rank, jnp.float32)
+    model = BertLMHeadModel(decoder.config, params=params)
+    states, states_mask = encoder_states
+    prompt = jnp.asarray([[5, 17, 42]], jnp.int32)
+    logits = np.asarray(model(prompt, encoder_hidden_states=states[:1], encoder_attention_mask=states_mask[:1])
+                        .logits[0, -1], np.float64)
+    top = np.argsort(-logits)[:top_k]
+
+    def restricted_softmax(t):
+        p = np.zeros(vocab)
+        z = logits[top] / t
+        p[top] = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        return p
+
+    expected = restricted_softmax(temperature)
+    sd = np.sqrt(draws * expected * (1 - expected))
+    # The check has power: ignoring the temperature would move some count by > 8 standard deviations.
+    assert np.max(np.abs(draws * restricted_softmax(1.0) - draws * expected) / np.maximum(sd, 1e-9)) > 8
+
+    batch = lambda x: jnp.broadcast_to(x, (draws,) + x.shape[1:])  # noqa: E731
+    tokens = model.generate(batch(prompt), 1, do_sample=True, temperature=temperature, top_k=top_k,
+                            rng=jax.random.key(7), encoder_hidden_states=batch(states[:1]),
+                            encoder_attention_mask=batch(states_mask[:1]))
+    counts = np.bincount(np.asarray(tokens[:, -1]), minlength=vocab)
+    outside = np.setdiff1d(np.flatnonzero(counts), top)
+    assert outside.size == 0, f"tokens {outside.tolist()} outside the top {top_k} {top.tolist()} were drawn " \
+                              f"{counts[outside].tolist()} times"
+    for token in top:
+        assert abs(counts[token] - draws * expected[token]) <= 4 * sd[token], (
+            f"token {token}: drawn {counts[token]} times of {draws}, expected {draws * expected[token]:.1f} "
+            f"+- {sd[token]:.1f} (softmax(logits / {temperature}) over the top {top_k})")
+
+
 def test_left_padded_prompt_matches_unpadded(decoder, encoder_states):
     kwargs = dict(encoder_hidden_states=encoder_states[0][:1], encoder_attention_mask=encoder_states[1][:1])
     alone = decoder.generate(jnp.asarray([[11, 12]]), 5, **kwargs)

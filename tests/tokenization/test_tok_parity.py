@@ -5,7 +5,8 @@ in transformers 4.x, `BertTokenizerLegacy` in 5.x) and ours-fast with
 `transformers.BertTokenizerFast`, on corpus lines plus hard cases, for
 8k vocabularies trained on the corpus (lower-cased and cased): singles and
 pairs, several truncation/padding settings, every returned field. The default
-run uses the first 2,000 lines; `-m slow` runs all of them (> 20,000).
+run uses the first 1,000 lines (``DEFAULT_LINES``); `-m slow` runs all of them
+(> 20,000).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from bert_jax.tokenization import BertTokenizer, BertTokenizerFast
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.parity
 
-DEFAULT_LINES = 1000
+DEFAULT_LINES = 1000  # the module docstring states this number
 
 # Settings compared for singles and pairs. Every field is compared, so
 # token_type_ids and special_tokens_mask are asked for explicitly (the 5.x

@@ -11,6 +11,8 @@ import optax  # noqa: E402
 from bert_jax import optim  # noqa: E402
 
 LR, B1, B2, EPS, WD, CLIP = 1e-2, 0.9, 0.999, 1e-6, 0.1, 0.5
+RTOL, ATOL = 1e-5, 1e-6  # float32 against the float64 reference
+MARGIN = 100  # how far (in tolerances) the result without exclusions must be
 
 
 def _tree(rng):
@@ -34,7 +36,9 @@ def _flat(tree, prefix=""):
     return out
 
 
-def numpy_reference(name, params, grads_seq, lr_fn):
+def numpy_reference(name, params, grads_seq, lr_fn, decayed=DECAYED):
+    """The update rule in float64; ``decayed`` names the parameters that get weight decay
+    (and, for LAMB, the trust ratio)."""
     p = _flat(params)
     m = {k: np.zeros_like(v) for k, v in p.items()}
     v2 = {k: np.zeros_like(v) for k, v in p.items()}
@@ -48,7 +52,7 @@ def numpy_reference(name, params, grads_seq, lr_fn):
             v2[k] = B2 * v2[k] + (1 - B2) * g[k] ** 2
             mhat, vhat = m[k] / (1 - B1 ** (t + 1)), v2[k] / (1 - B2 ** (t + 1))
             u = mhat / (np.sqrt(vhat) + EPS)
-            if k in DECAYED:
+            if k in decayed:
                 u = u + WD * p[k]
                 if name == "lamb":
                     pn, un = np.linalg.norm(p[k]), np.linalg.norm(u)
@@ -80,12 +84,22 @@ def test_optimizer_matches_numpy(name):
         g = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), g)
         updates, state = tx.update(g, state, p)
         p = optax.apply_updates(p, updates)
-    want = numpy_reference(name, params, grads_seq, lambda t: float(schedule(t)))
+    lr_fn = lambda t: float(schedule(t))  # noqa: E731
+    want = numpy_reference(name, params, grads_seq, lr_fn)
     got = _flat(jax.tree_util.tree_map(np.asarray, p))
+    # The exclusions matter: the same rule with every parameter decayed (and, for LAMB, trust-ratio
+    # scaled) lands far outside the matching tolerance on each excluded parameter, and we are not there.
+    unexcluded = numpy_reference(name, params, grads_seq, lr_fn, decayed=set(want))
+    for k in sorted(set(want) - DECAYED):
+        tol = ATOL + RTOL * np.abs(want[k]).max()
+        gap = np.abs(unexcluded[k] - want[k]).max()
+        assert gap > MARGIN * tol, f"{k}: the exclusion changes the result by only {gap:.3g} (tolerance {tol:.3g})"
+        off = np.abs(got[k] - unexcluded[k]).max()
+        assert off > MARGIN / 2 * tol, (
+            f"{k}: {name} matches the reference WITHOUT the bias/LayerNorm exclusion (max diff {off:.3g}); "
+            f"it should be excluded from weight decay{' and the trust ratio' if name == 'lamb' else ''}")
     for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=k)
-    # the exclusions matter: without them the result differs measurably
-    assert not np.allclose(got["LayerNorm/scale"], _flat(params)["LayerNorm/scale"] * (1 - LR * WD), atol=0)
+        np.testing.assert_allclose(got[k], want[k], rtol=RTOL, atol=ATOL, err_msg=k)
 
 
 def test_lamb_trust_ratio_only_on_decayed():
