@@ -229,10 +229,15 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
     Returns ``{split_name/metric: value}`` (metrics only for labelled splits); writes
     ``W/eval/<split>_results.json`` and the task's prediction files under ``W/eval/<split>/``.
     """
+    import ml_collections
+    from bert_jax import partitioning as _p
+    try:
+        _p.maybe_initialize_distributed(config.distributed)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     import jax
     from bert_jax import checkpointing, optim, partitioning, train
     from bert_jax.trainer import RunContext
-    import ml_collections
 
     cfg = ml_collections.FrozenConfigDict(config)
     ckpt_dir = os.path.join(workdir, "checkpoints")

@@ -28,6 +28,11 @@ SINGLE_SENTENCE = ("cola", "sst2")
 SUBMISSION_FILES = [name[:-4] for spec in glue_data.GLUE_TASKS.values() for name in spec.submission.values()]
 
 
+def _index(guid: str) -> str:
+    """The example's id in its file (``glue_data`` guids are ``<split>-<id>``)."""
+    return str(guid).rsplit("-", 1)[-1]
+
+
 def _labels(task: str):
     labels = glue_data.get_task(task).labels
     return None if labels is None else list(labels)
@@ -152,14 +157,14 @@ class GlueTask(registry.FinetuneTask):
             with open(path + ".tmp", "w", encoding="utf-8") as f:
                 f.write("index\tprediction\tlabel\n")
                 for e, v, g in zip(split.examples, values, gold):
-                    f.write(f"{e.guid}\t{v}\t{g if names is None else names[int(g)]}\n")
+                    f.write(f"{_index(e.guid)}\t{v}\t{g if names is None else names[int(g)]}\n")
             os.replace(path + ".tmp", path)
             return [path]
         spec = glue_data.get_task(task)
         test_split = split.name if task == "mnli" else "test"
         path = os.path.join(directory, spec.submission[test_split])
         glue_data.write_glue_submission(task, values, path + ".tmp", split=test_split,
-                                        indices=[int(e.guid) for e in split.examples])
+                                        indices=[int(_index(e.guid)) for e in split.examples])
         os.replace(path + ".tmp", path)
         return [path]
 
@@ -182,7 +187,7 @@ def gather_submission(workdirs: list[str], output: str, *, overwrite: bool = Fal
         if not os.path.isdir(root):
             raise ValueError(f"{workdir} has no eval/ folder; run 'bert-jax evaluate --split test' on it first.")
         for split in sorted(os.listdir(root)):
-            if not split.startswith("test") and split != "ax":
+            if (not split.startswith("test") and split != "ax") or not os.path.isdir(os.path.join(root, split)):
                 continue
             for name in sorted(os.listdir(os.path.join(root, split))):
                 if name.endswith(".tsv") and name[:-4] in wanted:

@@ -1,0 +1,189 @@
+"""GLUE through the task registry: evaluation predicts every example exactly once and
+gives identical metrics and predictions on 1 device, 8 simulated devices and 2 processes;
+`evaluate --split test` writes submission files the GLUE server takes; bad input is refused
+with the file and line named, and nothing is written.
+
+The model is a tiny one fine-tuned for a few steps on the RTE-layout set derived from the
+bundled corpus (data/tasks/glue_nextsent: 250 dev examples, not a multiple of the batch of 32).
+"""
+
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+jax = pytest.importorskip("jax")
+
+from bert_jax import launch  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RTE = os.path.join(ROOT, "configs", "glue", "rte.py")
+DATA = os.path.join(ROOT, "data", "tasks", "glue_nextsent")
+CORPUS = sorted(glob.glob(os.path.join(ROOT, "data", "corpus", "*.txt")))
+SHAPE = ["model.hidden_size=32", "model.num_hidden_layers=2", "model.num_attention_heads=4",
+         "model.intermediate_size=64", "model.max_position_embeddings=64", "model.type_vocab_size=2"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A vocabulary trained on the corpus and a 6-step fine-tuning run from scratch."""
+    tokenizers = pytest.importorskip("tokenizers")
+    root = tmp_path_factory.mktemp("glue")
+    tok = tokenizers.BertWordPieceTokenizer(lowercase=True)
+    tok.train(CORPUS, vocab_size=1000, min_frequency=2, show_progress=False)
+    tok.save_model(str(root))
+    args = ["init_from='scratch'", f"data.vocab_file={str(root / 'vocab.txt')!r}", f"data.data_dir={DATA!r}",
+            "data.max_seq_length=64", *SHAPE]
+    workdir = str(root / "run")
+    launch.run_finetuning(launch.load_config(RTE, args + ["optim.total_steps=6", "log_every_steps=3",
+                                                          "checkpoint.every_steps=6"]), workdir)
+    return {"workdir": workdir, "args": args, "root": root}
+
+
+def _evaluate(run, workdir, devices, *extra, processes=1):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    base = [sys.executable, "-m", "bert_jax.cli", "evaluate", "--config", RTE, "--workdir", workdir,
+            *[f"--config.{a}" for a in run["args"]], *extra]
+    if processes == 1:
+        res = subprocess.run(base, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        return
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen(base + ["--config.distributed.initialize=yes",
+                                      f"--config.distributed.coordinator_address=localhost:{port}",
+                                      f"--config.distributed.num_processes={processes}",
+                                      f"--config.distributed.process_id={i}"],
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(processes)]
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        assert p.returncode == 0, out[-3000:]
+
+
+def _copy_run(run, name):
+    target = str(run["root"] / name)
+    shutil.copytree(run["workdir"], target, ignore=shutil.ignore_patterns("eval"))
+    return target
+
+
+def _results(workdir):
+    with open(os.path.join(workdir, "eval", "dev_results.json")) as f:
+        results = json.load(f)
+    with open(os.path.join(workdir, "eval", "dev", "predictions.tsv")) as f:
+        rows = f.read().splitlines()
+    return results, rows
+
+
+def test_dev_evaluation_is_the_same_on_one_and_eight_devices(run):
+    one, eight = _copy_run(run, "one"), _copy_run(run, "eight")
+    _evaluate(run, one, 1, "--config.mesh_shape=(1,1,1)")
+    _evaluate(run, eight, 8, "--config.mesh_shape=(8,1,1)")
+    (r1, p1), (r8, p8) = _results(one), _results(eight)
+    assert r1["num_examples"] == 250 and len(p1) == 251  # header + every example once
+    assert [row.split("\t")[0] for row in p1[1:]] == [str(i) for i in range(250)]
+    assert p1 == p8
+    assert r1["accuracy"] == r8["accuracy"] and r1["step"] == r8["step"] == 6
+
+
+@pytest.mark.slow
+def test_dev_evaluation_is_the_same_on_two_processes(run):
+    one, two = _copy_run(run, "one_p"), _copy_run(run, "two_p")
+    _evaluate(run, one, 1, "--config.mesh_shape=(1,1,1)")
+    _evaluate(run, two, 2, "--config.mesh_shape=(4,1,1)", processes=2)
+    assert _results(one) == _results(two)
+
+
+def test_test_split_writes_a_submission_file_the_server_takes(run):
+    from bert_jax.tasks import glue_data
+    workdir = _copy_run(run, "test_split")
+    code = launch.evaluate_main(["--config", RTE, "--workdir", workdir, "--split", "test",
+                                 *[f"--config.{a}" for a in run["args"]]])
+    assert code == 0
+    path = os.path.join(workdir, "eval", "test", "RTE.tsv")
+    rows = glue_data.read_glue_submission(path)
+    assert len(rows) == 250 and [i for i, _ in rows] == list(range(250))
+    assert {p for _, p in rows} <= {"entailment", "not_entailment"}
+    out = str(run["root"] / "submission")
+    assert launch.glue_submit_main(["--output", out, workdir]) == 0
+    assert os.listdir(out) == ["RTE.tsv"]
+    assert launch.glue_submit_main(["--output", out, workdir]) == 2  # no silent overwrite
+
+
+def _bad_copy(run, name, edit):
+    target = run["root"] / name
+    shutil.copytree(DATA, target)
+    edit(target)
+    return str(target)
+
+
+@pytest.mark.parametrize("case", ["missing_column", "unknown_label", "empty_split"])
+def test_bad_glue_input_is_refused_naming_file_and_line(run, case, capsys):
+    def missing_column(d):
+        lines = (d / "train.tsv").read_text().splitlines()
+        lines[5] = "\t".join(lines[5].split("\t")[:2])
+        (d / "train.tsv").write_text("\n".join(lines) + "\n")
+
+    def unknown_label(d):
+        lines = (d / "train.tsv").read_text().splitlines()
+        cols = lines[7].split("\t")
+        lines[7] = "\t".join(cols[:-1] + ["entailed"])
+        (d / "train.tsv").write_text("\n".join(lines) + "\n")
+
+    def empty_split(d):
+        (d / "dev.tsv").write_text((d / "dev.tsv").read_text().splitlines()[0] + "\n")
+
+    data = _bad_copy(run, case, locals()[case])
+    workdir = run["root"] / f"ft_{case}"
+    args = [a for a in run["args"] if not a.startswith("data.data_dir")] + [f"data.data_dir={data!r}",
+                                                                            "optim.total_steps=2"]
+    code = launch.finetune_main(["--config", RTE, "--workdir", str(workdir), *[f"--config.{a}" for a in args]])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    want = {"missing_column": "train.tsv:6", "unknown_label": "train.tsv:8", "empty_split": "dev"}[case]
+    assert want in err, err
+    if case == "unknown_label":
+        assert "entailed" in err and "not_entailment" in err
+    assert not workdir.exists()
+
+
+def test_non_numeric_stsb_score_is_refused_naming_file_and_line(run, capsys):
+    def edit(d):
+        lines = (d / "train.tsv").read_text().splitlines()
+        cols = lines[4].split("\t")
+        lines[4] = "\t".join(cols[:-1] + ["high"])
+        (d / "train.tsv").write_text("\n".join(lines) + "\n")
+
+    target = run["root"] / "stsb_bad"
+    shutil.copytree(os.path.join(ROOT, "data", "tasks", "glue_similarity"), target)
+    edit(target)
+    workdir = run["root"] / "ft_stsb_bad"
+    args = [a for a in run["args"] if not a.startswith("data.data_dir")] + [f"data.data_dir={str(target)!r}"]
+    code = launch.finetune_main(["--config", os.path.join(ROOT, "configs", "glue", "stsb.py"), "--workdir",
+                                 str(workdir), *[f"--config.{a}" for a in args]])
+    err = capsys.readouterr().err
+    assert code == 2 and "train.tsv:5" in err and "high" in err, err
+    assert not workdir.exists()
+
+
+def test_several_seeds_give_a_summary_with_mean_and_std(run, capsys):
+    workdir = str(run["root"] / "seeds")
+    code = launch.finetune_main(["--config", RTE, "--workdir", workdir, "--config.seeds=0,1",
+                                 "--config.optim.total_steps=2", "--config.checkpoint.every_steps=0",
+                                 *[f"--config.{a}" for a in run["args"]]])
+    assert code == 0
+    summary = json.load(open(os.path.join(workdir, "eval", "summary.json")))
+    assert summary["seeds"] == [0, 1]
+    acc = summary["metrics"]["accuracy"]
+    per_seed = [json.load(open(os.path.join(workdir, f"seed_{s}", "eval", "dev_results.json")))["accuracy"]
+                for s in (0, 1)]
+    assert acc["values"] == per_seed
+    assert acc["mean"] == pytest.approx(sum(per_seed) / 2)
+    assert acc["std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
+    assert "mean +- std over seeds [0, 1]" in capsys.readouterr().out
