@@ -30,7 +30,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "data", "tasks", "squad_cloze")
-CONFIGS = {"small": (256, 4, 4, 1024, 16, 64), "base": (768, 12, 12, 3072, 4, 8)}  # + train batch, eval windows
+CONFIGS = {"small": (256, 4, 4, 1024, 16, 64), "base": (768, 12, 12, 3072, 2, 4)}  # + train batch, eval windows
 SEQ, STRIDE = 384, 128
 
 

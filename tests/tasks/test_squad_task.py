@@ -104,6 +104,30 @@ def test_v1_run_writes_predictions_the_official_metric_scores(v1_run):
     assert train_info["num_examples"] == 747 and train_info["num_windows"] > 747  # long contexts: several windows
 
 
+@pytest.mark.slow
+def test_v1_model_fits_its_training_questions_far_above_trivial_baselines(vocab, tmp_path):
+    """The gold positions the windows train on and the spans decoding returns agree: a small
+    model (hidden 64) trained 250 steps on 40 training paragraphs (148 questions) answers
+    them with F1 68.9 (measured), against 6.3 for the best trivial baseline; the margin
+    asserted is half that gap. On the held-out dev questions this tiny from-scratch model
+    does not learn the cloze alignment (dev F1 3-4.5 after 300-1,500 steps, below the
+    first-sentence baseline's 6.1), so dev is not what this test measures."""
+    subset = load(data_file("train", "1.1"))
+    subset["data"] = subset["data"][:40]
+    path = tmp_path / "train40.json"
+    path.write_text(json.dumps(subset))
+    workdir = str(tmp_path / "run")
+    launch.run_finetuning(config(vocab, "1.1", "model.hidden_size=64", "model.intermediate_size=128",
+                                 "model.hidden_dropout_prob=0.0", "model.attention_probs_dropout_prob=0.0",
+                                 "optim.total_steps=250", "optim.learning_rate=2e-3", "checkpoint.every_steps=0",
+                                 train=str(path), dev=str(path)), workdir)
+    results = load(os.path.join(workdir, "eval", "dev_results.json"))
+    baseline = max(results["baseline_first_sentence_f1"], results["baseline_first_3_words_f1"])
+    assert results["num_examples"] == 148 and baseline < 10
+    assert results["f1"] > baseline + 30, results
+    assert results["exact_match"] > 25, results
+
+
 # ----------------------------------------------------------------------------- v2.0 and thresholds
 
 
