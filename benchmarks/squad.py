@@ -9,8 +9,9 @@ paragraphs in the SQuAD layout) at max_seq_length 384, doc stride 128, tokenized
 train step (windows/s, median of ``--steps`` timed steps after a compile + warm-up step)
 and the jitted ``predict`` step over evaluation windows (windows/s, host gathering
 included). Post-processing (n-best decoding of every dev question from the small model's
-logits, ``bert_jax.tasks.squad_postprocess``) is timed once and reported per 1,000
-questions and as a ratio to the evaluation time of the same number of questions.
+logits with non-context tokens pushed down, ``bert_jax.tasks.squad_postprocess``) is timed
+once and reported per 1,000 questions and as a ratio to the evaluation time of the same
+questions (their windows through ``predict``).
 
 One JSON line per result on stdout, each with the CPU model.
 """
@@ -129,9 +130,15 @@ def main(argv=None) -> int:
         print(json.dumps(line), flush=True)
     if logits is None:  # post-processing needs real logits: the small model's
         _, _, logits = bench("small", 1, train_features, dev_features)
+    # A trained model scores question, special and padding tokens far below context tokens;
+    # pushing them down here makes every top-n candidate a context token: the most spans to
+    # check, so the timing is an upper bound (random-init logits would leave most pairs invalid).
+    in_context = dev_features.context_offsets[..., 0] >= 0
+    start, end = (np.where(in_context, logits[k], logits[k] - 1e4) for k in ("start_logits", "end_logits"))
     t = time.perf_counter()
-    postprocess_squad(dev_data.examples, dev_features, logits["start_logits"], logits["end_logits"])
+    result = postprocess_squad(dev_data.examples, dev_features, start, end)
     post_s = time.perf_counter() - t
+    assert len(result.predictions) == len(dev_data.examples)
     questions = len(dev_data.examples)
     windows_per_question = len(dev_features) / questions
     line = {"benchmark": "squad_postprocess", "questions": questions, "windows": len(dev_features),

@@ -213,11 +213,11 @@ class SquadTask(registry.FinetuneTask):
                 for name, predicted in guesses.items()}
 
     def write_predictions(self, cfg, split, predictions, directory):
-        from bert_jax.tasks.squad_postprocess import _write_json_atomic, write_squad_predictions
+        from bert_jax.tasks.squad_postprocess import write_json_atomic, write_squad_predictions
         paths = list(write_squad_predictions(directory, predictions.predictions).values())
         if predictions.best_threshold is not None:
             path = os.path.join(directory, "best_null_threshold.json")
-            _write_json_atomic(path, predictions.best_threshold)
+            write_json_atomic(path, predictions.best_threshold)
             paths.append(path)
         return paths
 

@@ -219,8 +219,16 @@ def test_predictions_are_identical_on_one_and_eight_devices(v1_run, vocab, tmp_p
                            *cli_args("evaluate", vocab, eight, "1.1", "mesh_shape=(8,1,1)", "global_batch_size=24")],
                           env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    config_8 = load(os.path.join(eight, "eval", "dev_results.json"))
-    assert config_8["f1"] == load(os.path.join(one, "eval", "dev_results.json"))["f1"]
+    results_8 = load(os.path.join(eight, "eval", "dev_results.json"))
+    assert results_8["f1"] == load(os.path.join(one, "eval", "dev_results.json"))["f1"]
+    # The n-best lists hold the same answers; their logits agree to float32 rounding.
+    nbest_1, nbest_8 = (load(os.path.join(w, "eval", "dev", "nbest_predictions.json")) for w in (one, eight))
+    assert nbest_1.keys() == nbest_8.keys()
+    for qid in nbest_1:
+        assert [e["text"] for e in nbest_1[qid]] == [e["text"] for e in nbest_8[qid]]
+        for a, b in zip(nbest_1[qid], nbest_8[qid]):
+            assert a["start_logit"] == pytest.approx(b["start_logit"], abs=1e-4)
+            assert a["end_logit"] == pytest.approx(b["end_logit"], abs=1e-4)
     with open(os.path.join(one, "eval", "dev", "predictions.json"), "rb") as a, \
             open(os.path.join(eight, "eval", "dev", "predictions.json"), "rb") as b:
         assert a.read() == b.read()
