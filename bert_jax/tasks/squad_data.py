@@ -61,7 +61,7 @@ class SquadData:
         return "2.0" if any(e.is_impossible for e in self.examples) else "1.1"
 
 
-def read_squad_file(path: str, allow_skips: bool = False) -> SquadData:
+def read_squad_file(path: str, allow_skips: bool = False, require_answers: bool = True) -> SquadData:
     """Reads a SQuAD v1.1 / v2.0 JSON file (see ``parse_squad``)."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
@@ -70,7 +70,7 @@ def read_squad_file(path: str, allow_skips: bool = False) -> SquadData:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON at line {error.lineno}, column {error.colno} "
                          f"(character {error.pos}): {error.msg}.") from None
-    return parse_squad(obj, source=path, allow_skips=allow_skips)
+    return parse_squad(obj, source=path, allow_skips=allow_skips, require_answers=require_answers)
 
 
 def _field(obj, key, where, source, kind):
@@ -84,8 +84,11 @@ def _field(obj, key, where, source, kind):
     return value
 
 
-def parse_squad(obj, source: str = "<data>", allow_skips: bool = False) -> SquadData:
+def parse_squad(obj, source: str = "<data>", allow_skips: bool = False, require_answers: bool = True) -> SquadData:
     """The official layout (``{"data": [...]}`` or the ``data`` list) -> ``SquadData``.
+
+    ``require_answers=False`` reads files to predict on, whose questions may lack the
+    ``answers`` field (read as an empty list).
 
     Raises ValueError naming ``source`` and the question id on the first bad
     question, unless ``allow_skips`` (then bad questions are counted by reason).
@@ -111,7 +114,8 @@ def parse_squad(obj, source: str = "<data>", allow_skips: bool = False) -> Squad
                     raise ValueError(f"{source}: {qwhere}: question id {qid!r} appears twice; ids must be unique.")
                 seen.add(qid)
                 question = _field(qa, "question", qwhere, source, str)
-                raw_answers = _field(qa, "answers", qwhere, source, list)
+                raw_answers = (_field(qa, "answers", qwhere, source, list)
+                               if require_answers or "answers" in qa else [])
                 answers = []
                 for k, answer in enumerate(raw_answers):
                     text = _field(answer, "text", f"{qwhere}.answers[{k}]", source, str)

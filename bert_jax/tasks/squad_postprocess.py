@@ -149,7 +149,8 @@ def _predict_one(example, windows, features, start_logits, end_logits, version_2
     return found
 
 
-def _write_json_atomic(path: str, obj) -> None:
+def write_json_atomic(path: str, obj) -> None:
+    """Writes ``obj`` as JSON to ``path`` through a temporary file and a rename."""
     # Write beside the target and rename: readers never see a half-written file.
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
@@ -179,5 +180,5 @@ def write_squad_predictions(output_dir: str, result: SquadPredictions) -> dict[s
     paths = {}
     for name, obj in files.items():
         paths[name] = os.path.join(output_dir, f"{name}.json")
-        _write_json_atomic(paths[name], obj)
+        write_json_atomic(paths[name], obj)
     return paths
