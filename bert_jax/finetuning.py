@@ -206,19 +206,15 @@ def run_finetuning(config, workdir: str) -> dict:
 
 
 def results_table(summary_or_eval: dict, title: str) -> str:
-    """A plain-text table of metrics (a single run's, or mean +- std over seeds)."""
+    """A plain-text table of metrics (a single run's, or mean +- std over seeds), values as the
+    task reports them (GLUE fractions, SQuAD percentages)."""
     lines = [title]
     for k, v in summary_or_eval.items():
         if isinstance(v, dict):
-            lines.append(f"  {k:<32} {100 * v['mean'] if _percent(k) else v['mean']:8.2f} "
-                         f"+- {100 * v['std'] if _percent(k) else v['std']:.2f}  (n={len(v['values'])})")
+            lines.append(f"  {k:<32} {v['mean']:10.4f} +- {v['std']:.4f}  (n={len(v['values'])})")
         elif isinstance(v, (int, float)):
-            lines.append(f"  {k:<32} {100 * v if _percent(k) else v:8.2f}")
+            lines.append(f"  {k:<32} {v:10.4f}")
     return "\n".join(lines)
-
-
-def _percent(key: str) -> bool:
-    return not any(s in key for s in ("loss", "exact", "f1_squad"))
 
 
 def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None = None,
