@@ -280,7 +280,7 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         kept = sorted(int(n) for n in os.listdir(ckpt_dir) if n.isdigit()) if os.path.isdir(ckpt_dir) else []
         note = (f" Checkpoint(s) of step(s) {', '.join(map(str, moved))} were written from parameters that "
                 f"produced it and were moved to {ckpt_dir.rstrip('/')}_nonfinite/." if moved else "")
-        good = (f" The last good checkpoint is step {kept[-1]}." if kept else
+        good = (f" The newest kept checkpoint is step {kept[-1]}." if kept else
                 " No checkpoint was kept; the rerun starts from the beginning.")
         raise _with_note(train.NonFiniteLoss(e.step, e.key, e.value), note + good) from None
     finally:
