@@ -25,7 +25,7 @@ COMMANDS = {
 
 
 def _usage() -> str:
-    lines = ["usage: bert-jax <command> [args...]", "", "commands:"]
+    lines = ["usage: bert-jax [--verbose] <command> [args...]", "", "commands:"]
     for name, (_, _, text) in COMMANDS.items():
         lines.append(f"  {name:<11} {text}")
     lines.append("")
@@ -35,6 +35,9 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv[:1] or "-v" in argv[:1]
+    if verbose:
+        argv = argv[1:]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bert-jax: unknown command {command!r}.\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, func_name, _ = COMMANDS[command]
+    from bert_jax import console
+    console.setup(verbose=verbose, quiet=command == "quickstart")
     func = getattr(importlib.import_module(module_name), func_name)
     return int(func(rest) or 0)
 

@@ -66,14 +66,8 @@ def _parse(parser, argv):
     return args, overrides
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save step at INFO
-
-
 def _run(prog: str, argv: list[str], work, extra=None) -> int:
     args, overrides = _parse(_parser(prog, extra), argv)
-    _setup_logging()
     from bert_jax.train import NonFiniteLoss
     try:
         config = load_config(args.config, overrides)

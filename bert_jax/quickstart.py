@@ -52,8 +52,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=300, help="pretraining steps")
     parser.add_argument("--finetune-steps", type=int, default=300, help="docs_section fine-tuning steps")
     args, overrides = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)
 
     from bert_jax.launch import ConfigError, load_config, run_finetuning, run_pretraining
     from bert_jax.vocab import train_wordpiece

@@ -40,7 +40,8 @@ from data_pipeline.tokens import load_tokenizer, vocab_tokens
 
 logger = logging.getLogger(__name__)
 PARTIAL = ".partial"
-_WARN_LIMIT = 5
+_WARN_LIMIT = 5  # locations shown in a warning
+_LOCATION_LIMIT = 1000  # locations kept per shard in the sidecar and manifest
 
 
 class BuildError(ValueError):
@@ -197,11 +198,11 @@ def tokenize_bucket(path: str, backend, max_tokens: int, info: masking.VocabInfo
         "long_sentences": int((lengths > max_tokens).sum()),
         "special_tokens_in_text": int(structural.sum()),
     }
-    for d in np.flatnonzero(doc_sents == 1)[:_WARN_LIMIT]:
-        logger.warning("%s: document of one sentence: it cannot form a sentence pair and is used only as a random-next source", doc_source[d])
-    long_docs = np.unique(sent_doc[lengths > max_tokens])
-    for d in long_docs[:_WARN_LIMIT]:
-        logger.warning("%s: a sentence is longer than max_seq_length - 3 = %d tokens and will be truncated (split long lines into sentences, e.g. --input-format paragraphs)", doc_source[d], max_tokens)
+    # Locations go to the sidecar (and the manifest); the build warns once per kind at the end.
+    stats["single_sentence_document_locations"] = [doc_source[d] for d in
+                                                    np.flatnonzero(doc_sents == 1)[:_LOCATION_LIMIT]]
+    stats["long_sentence_locations"] = [doc_source[d] for d in
+                                        np.unique(sent_doc[lengths > max_tokens])[:_LOCATION_LIMIT]]
     present = doc_sents > 0
     docs = instances.TokenizedDocuments(
         tokens=ids,
@@ -371,10 +372,11 @@ def write_manifest(opts: BuildOptions, output: str, vocab: dict, tokenizer_setti
         "num_shards": opts.num_shards,
         "num_examples": sum(s["num_examples"] for s in sidecars),
         "num_documents": sum(s["num_documents"] for s in sidecars),
-        "warnings": {k: sum(s["warnings"][k] for s in sidecars) for k in sidecars[0]["warnings"]},
+        "warnings": _merge_warnings([s["warnings"] for s in sidecars]),
         "shards": sorted(sidecars, key=lambda s: s["index"]),
     }
     shards.atomic_write_json(os.path.join(output, shards.MANIFEST), manifest)
+    _summarise_warnings(manifest["warnings"], opts.max_seq_length - 3, os.path.join(output, shards.MANIFEST))
     return manifest
 
 
@@ -460,6 +462,31 @@ def build(
         return None
     shutil.rmtree(os.path.join(output, PARTIAL), ignore_errors=True)
     return write_manifest(opts, output, vocab, tok_settings, sidecars, requested_max_predictions)
+
+
+def _merge_warnings(per_shard: list[dict]) -> dict:
+    """Counts add up; location lists concatenate (shards built before locations were kept have none)."""
+    keys = sorted({k for w in per_shard for k in w})
+    out = {}
+    for k in keys:
+        values = [w[k] for w in per_shard if k in w]
+        out[k] = [x for v in values for x in v] if values and isinstance(values[0], list) else int(sum(values))
+    return out
+
+
+def _summarise_warnings(warnings: dict, max_tokens: int, manifest_path: str) -> None:
+    """One warning line per kind of data problem, with its count and the first locations."""
+    kinds = (("long_sentences", "long_sentence_locations",
+              f"sentence(s) longer than max_seq_length - 3 = {max_tokens} tokens are truncated "
+              "(split long lines into sentences, e.g. --input-format paragraphs)"),
+             ("single_sentence_documents", "single_sentence_document_locations",
+              "document(s) of one sentence cannot form a sentence pair and are used only as random-next sources"))
+    for count_key, where_key, text in kinds:
+        count = warnings.get(count_key, 0)
+        if count:
+            where = warnings.get(where_key, [])
+            logger.warning("%d %s; e.g. %s (all in %s)", count, text, ", ".join(where[:_WARN_LIMIT]) or "-",
+                           manifest_path)
 
 
 def _check_unchanged(fingerprint: list[dict]) -> None:

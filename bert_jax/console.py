@@ -1,0 +1,62 @@
+"""What the console shows: bert-jax's own messages, each warning once, no third-party noise.
+
+``setup(verbose=False)`` is called once by the CLI (``bert-jax [--verbose] <command>``):
+  * bert-jax logs at INFO (``quiet=True``: WARNING, for commands that print their own
+    one-line-per-stage output, such as ``quickstart``);
+  * libraries that log routine events (Orbax's restore notes, absl, JAX's backend probing,
+    TensorStore) are shown only from ERROR up;
+  * a warning with the same text is shown once per process.
+``--verbose`` shows everything, every time, with timestamps.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+NOISY = ("absl", "orbax", "jax._src.xla_bridge", "jax._src.distributed", "jax", "tensorstore",
+         "etils", "fsspec", "datasets", "urllib3", "matplotlib", "PIL")
+
+
+class _OncePerMessage(logging.Filter):
+    """Drops a WARNING (or worse) whose rendered text was already shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
+def setup(verbose: bool = False, quiet: bool = False) -> None:
+    """Configure the root logger for a command-line run (idempotent)."""
+    root = logging.getLogger()
+    if not getattr(root, "_bert_jax_console", False):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose
+                                               else "%(levelname)s %(message)s"))
+        if not verbose:
+            handler.addFilter(_OncePerMessage())
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(handler)
+        root._bert_jax_console = True
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("bert_jax").setLevel(logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO))
+    logging.getLogger("data_pipeline").setLevel(logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO))
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
+    if not verbose:
+        warnings.filterwarnings("ignore", module=r"(orbax|jax|absl|tensorstore|flax)(\..*)?")
+        try:  # absl's own handler would print Orbax's notes to stderr besides Python logging
+            from absl import logging as absl_logging
+            absl_logging.set_verbosity(absl_logging.ERROR)
+        except ImportError:
+            pass
