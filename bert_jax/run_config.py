@@ -71,6 +71,7 @@ def common_defaults() -> ml_collections.ConfigDict:
         every_steps=1000, keep=3, keep_period=0, async_save=True))
     c.log_every_steps = 100
     c.eval_every_steps = 0
+    c.eval_at_start = False
     c.eval_steps = 20
     c.stop_check_every_steps = 0
     c.init_from = ""
@@ -266,6 +267,7 @@ FIELD_HELP = {
     "log_every_steps": "fetch, check (NaN/Inf) and write metrics every N steps",
     "eval_every_steps": "evaluate every N steps (0 = only where the mode evaluates at the end)",
     "eval_steps": "pretraining: batches per evaluation (0 = the whole eval set)",
+    "eval_at_start": "also evaluate the starting parameters (step 0) of a fresh run, for a before/after comparison",
     "stop_check_every_steps": "multi-host: agree on a stop signal every N steps (0 = at log steps)",
     "init_from": "starting weights: a bert-jax workdir, a bert-jax export or a Hugging Face / TensorFlow model "
                  "directory; fine-tuning also takes 'scratch'",

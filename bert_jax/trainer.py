@@ -267,6 +267,8 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     eval_hook = hooks_lib.EvalHook(evaluate, cfg.eval_every_steps if job.evaluate else 0,
                                    at_end=job.eval_at_end and job.evaluate is not None,
                                    skip_end=lambda: stop_hook.stopped)
+    if cfg.eval_at_start and job.evaluate is not None and start_step == 0:
+        eval_hook.values, eval_hook.step = evaluate(0, state), 0
     # Order matters: metrics are checked before a checkpoint is written, and the stop
     # signal is honoured after this step's evaluation and checkpoint.
     hooks = [metrics_hook, eval_hook, ckpt_hook, stop_hook]
