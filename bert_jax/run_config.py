@@ -266,7 +266,7 @@ FIELD_HELP = {
     "checkpoint.async_save": "write checkpoints in the background",
     "log_every_steps": "fetch, check (NaN/Inf) and write metrics every N steps",
     "eval_every_steps": "evaluate every N steps (0 = only where the mode evaluates at the end)",
-    "eval_steps": "pretraining: batches per evaluation (0 = the whole eval set)",
+    "eval_steps": "pretraining: batches per evaluation (0 = one pass over the eval shards)",
     "eval_at_start": "also evaluate the starting parameters (step 0) of a fresh run, for a before/after comparison",
     "stop_check_every_steps": "multi-host: agree on a stop signal every N steps (0 = at log steps)",
     "init_from": "starting weights: a bert-jax workdir, a bert-jax export or a Hugging Face / TensorFlow model "

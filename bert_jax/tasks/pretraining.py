@@ -176,7 +176,8 @@ def pretraining_job(module=None, make_loader=None):
             eval_loader = opener(cfg.data.eval_dir, cfg, int(cfg.seed) + 1)
             try:
                 sums = evaluation.metric_sums(context.steps.evaluate, params,
-                                              itertools.islice(eval_loader, cfg.eval_steps), context.mesh)
+                                              itertools.islice(eval_loader, cfg.eval_steps or
+                                                               eval_loader.steps_per_epoch), context.mesh)
             finally:
                 if hasattr(eval_loader, "close"):
                     eval_loader.close()
