@@ -1,12 +1,21 @@
-"""``bert-jax quickstart``: the whole pipeline, tiny, on the bundled corpus, offline.
+"""``bert-jax quickstart``: the whole system, small, on the bundled corpus, offline -- and proof
+that pretraining pays off.
 
-Trains a WordPiece vocabulary on ``data/corpus``, builds MLM+NSP shards (one
-documentation part held out for evaluation), pretrains the tiny config
-(``configs/pretrain/tiny.py``) with the same code path as ``bert-jax pretrain``,
-then fine-tunes it on docs_section (``configs/finetune/docs_section.py``: which
-documentation part a sentence comes from) as ``bert-jax finetune`` does.
-Everything lands under ``--workdir``; rerunning the command resumes or skips
-what is already there.
+Stages (each prints one line; rerunning resumes or skips what is already there):
+  1. a WordPiece vocabulary trained on the corpus;
+  2. MLM + NSP shards: every documentation part but one for training, the held-out part
+     (``faq.txt``) for evaluation;
+  3. pretraining (``configs/pretrain/quickstart.py``), evaluated on the held-out shards before
+     and after;
+  4. fine-tuning the pretrained encoder, and the same architecture from scratch, on an
+     embedded task derived from the corpus (``data/tasks/``; see QUICKSTART_TASK);
+  5. a summary: held-out MLM accuracy before/after beside the best context-free guess (always
+     the held-out text's most frequent masked token), NSP accuracy, downstream dev metric of
+     pretrained vs scratch vs majority, wall time per stage, where everything is.
+The exit status is 1 when pretraining does not reach ``MLM_GUESS_RATIO`` x the context-free
+guess on held-out text, or the pretrained encoder does not beat scratch by ``FINETUNE_MARGIN``.
+The measurements behind the recipe are in ``configs/pretrain/quickstart.py`` and
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -14,7 +23,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import logging
 import os
 import pathlib
 import sys
@@ -22,9 +30,12 @@ import time
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = _ROOT / "data" / "corpus"
-TINY_CONFIG = _ROOT / "configs" / "pretrain" / "tiny.py"
-FINETUNE_CONFIG = _ROOT / "configs" / "finetune" / "docs_section.py"
+PRETRAIN_CONFIG = _ROOT / "configs" / "pretrain" / "quickstart.py"
 HELD_OUT = "faq.txt"  # a whole documentation part, so evaluation text is unseen
+# The embedded downstream task: (registered task, config file, data folder, metric).
+QUICKSTART_TASK = ("cola", "configs/glue/cola.py", "data/tasks/glue_acceptability", "mcc")
+MLM_GUESS_RATIO = 3.0   # held-out MLM accuracy must reach this multiple of the context-free guess
+FINETUNE_MARGIN = 0.05  # pretrained must beat scratch on the task metric by at least this
 
 
 def _corpus_files(corpus: pathlib.Path) -> tuple[list[str], list[str]]:
@@ -38,9 +49,22 @@ def _corpus_files(corpus: pathlib.Path) -> tuple[list[str], list[str]]:
     return train, held
 
 
-def _read_metrics(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def context_free_guess(eval_dir: str, global_batch_size: int, batches: int) -> tuple[float, int]:
+    """Accuracy of always predicting the most frequent masked token, over the batches an
+    evaluation reads (one pass over the eval shards, as ``eval_steps=0`` does)."""
+    import numpy as np
+    from data_pipeline.loader import PretrainingLoader
+    loader = PretrainingLoader(eval_dir, global_batch_size, seed=1, drop_remainder=True, num_epochs=1)
+    counts = None
+    for i, batch in enumerate(loader):
+        if batches and i >= batches:
+            break
+        ids = batch["masked_lm_ids"][batch["masked_lm_weights"] > 0]
+        c = np.bincount(ids, minlength=int(loader.manifest["vocab_size"]))
+        counts = c if counts is None else counts + c
+    if hasattr(loader, "close"):
+        loader.close()
+    return float(counts.max() / counts.sum()), int(counts.argmax())
 
 
 def main(argv: list[str]) -> int:
@@ -48,64 +72,134 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", default="runs/quickstart", help="where everything is written")
     parser.add_argument("--corpus", type=pathlib.Path, default=DEFAULT_CORPUS,
                         help="directory of BERT-format .txt files (default: the bundled corpus)")
-    parser.add_argument("--vocab-size", type=int, default=4000)
-    parser.add_argument("--steps", type=int, default=300, help="pretraining steps")
-    parser.add_argument("--finetune-steps", type=int, default=300, help="docs_section fine-tuning steps")
-    args, overrides = parser.parse_known_args(argv)
+    parser.add_argument("--vocab-size", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=0, help="pretraining steps (default: the recipe's)")
+    parser.add_argument("--finetune-epochs", type=float, default=0, help="fine-tuning epochs (default: the task's)")
+    parser.add_argument("--seed", type=int, default=0, help="fine-tuning seed")
+    parser.add_argument("--no-check", action="store_true", help="exit 0 even if the asserted margins are missed")
+    args = parser.parse_args(argv)
 
-    from bert_jax.launch import ConfigError, load_config, run_finetuning, run_pretraining
+    from bert_jax.finetuning import run_finetuning
+    from bert_jax.run_config import ConfigError, load_config
+    from bert_jax.tasks.pretraining import pretraining_job
+    from bert_jax.trainer import run_training
     from bert_jax.vocab import train_wordpiece
     from data_pipeline.build import BuildOptions, build
 
     work = pathlib.Path(args.workdir)
-    t0 = time.perf_counter()
+    times, t_all = {}, time.perf_counter()
     try:
         train_files, held_files = _corpus_files(args.corpus)
     except FileNotFoundError as e:
         print(f"bert-jax quickstart: {e}", file=sys.stderr)
         return 2
-
-    vocab_dir = work / "vocab"
-    if not (vocab_dir / "vocab.txt").exists():
-        print(f"[1/4] training a {args.vocab_size}-token WordPiece vocabulary -> {vocab_dir}")
-        train_wordpiece(train_files, args.vocab_size, lowercase=True, output_dir=vocab_dir)
-    vocab_file = str(vocab_dir / "vocab.txt")
-
-    print(f"[2/4] building pretraining shards -> {work / 'shards'}")
-    common = dict(vocab_file=vocab_file, max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2, seed=0)
-    build(BuildOptions(inputs=tuple(train_files), num_shards=4, **common), str(work / "shards" / "train"))
-    build(BuildOptions(inputs=tuple(held_files), num_shards=1, **common), str(work / "shards" / "eval"))
-
-    print(f"[3/4] pretraining the tiny config for {args.steps} steps -> {work / 'pretrain'}")
     try:
-        config = load_config(str(TINY_CONFIG), [
-            f"data.train_dir={work / 'shards' / 'train'}",
-            f"data.eval_dir={work / 'shards' / 'eval'}",
-            f"optim.total_steps={args.steps}",
-            *[o.removeprefix("--config.") for o in overrides],
-        ])
-        result = run_pretraining(config, str(work / "pretrain"))
-        print(f"[4/4] fine-tuning on docs_section for {args.finetune_steps} steps -> {work / 'finetune'}")
-        ft_config = load_config(str(FINETUNE_CONFIG), [
-            f"init_from={work / 'pretrain'}", f"optim.total_steps={args.finetune_steps}"])
-        ft_result = run_finetuning(ft_config, str(work / "finetune"))
-    except (ConfigError, ValueError) as e:
+        pre_cfg = load_config(str(PRETRAIN_CONFIG), [
+            f"data.train_dir={str(work / 'shards' / 'train')!r}", f"data.eval_dir={str(work / 'shards' / 'eval')!r}",
+            *([f"optim.total_steps={args.steps}"] if args.steps else [])])
+    except ConfigError as e:
         print(f"bert-jax quickstart: {e}", file=sys.stderr)
         return 2
 
-    rows = _read_metrics(str(work / "pretrain" / "metrics.jsonl"))
-    train_rows = [r for r in rows if "train/mlm_accuracy" in r]
-    eval_rows = [r for r in rows if "eval/mlm_accuracy" in r]
+    t = time.perf_counter()
+    vocab_dir = work / "vocab"
+    print(f"[1/5] WordPiece vocabulary ({args.vocab_size} tokens) -> {vocab_dir}", flush=True)
+    if not (vocab_dir / "vocab.txt").exists():
+        train_wordpiece(train_files, args.vocab_size, lowercase=True, output_dir=vocab_dir)
+    vocab_file = str(vocab_dir / "vocab.txt")
+    times["vocabulary"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    print(f"[2/5] MLM+NSP shards (held out for evaluation: {HELD_OUT}) -> {work / 'shards'}", flush=True)
+    common = dict(vocab_file=vocab_file, max_seq_length=pre_cfg.data.max_seq_length,
+                  max_predictions_per_seq=pre_cfg.data.max_predictions_per_seq, seed=0)
+    build(BuildOptions(inputs=tuple(train_files), num_shards=4, dupe_factor=5, **common),
+          str(work / "shards" / "train"))
+    build(BuildOptions(inputs=tuple(held_files), num_shards=1, dupe_factor=1, **common),
+          str(work / "shards" / "eval"))
+    times["shards"] = time.perf_counter() - t
+
+    task, task_config, task_data, metric = QUICKSTART_TASK
+    t = time.perf_counter()
+    steps = int(pre_cfg.optim.total_steps)
+    print(f"[3/5] pretraining ({steps} steps) -> {work / 'pretrain'}", flush=True)
+    try:
+        pre = run_training(pre_cfg, str(work / "pretrain"), pretraining_job())
+    except ConfigError as e:
+        print(f"bert-jax quickstart: {e}", file=sys.stderr)
+        return 2
+    if pre.get("exit_code"):
+        return pre["exit_code"]
+    times["pretraining"] = time.perf_counter() - t
+    evals = [json.loads(line) for line in open(work / "pretrain" / "metrics.jsonl", encoding="utf-8")
+             if '"eval/mlm_accuracy"' in line]
+    before, after = evals[0], evals[-1]
+    guess, guess_id = context_free_guess(str(work / "shards" / "eval"), pre_cfg.global_batch_size,
+                                         pre_cfg.eval_steps)
+
+    results = {}
+    for kind, init in (("pretrained", str(work / "pretrain")), ("scratch", "scratch")):
+        t = time.perf_counter()
+        out = work / f"finetune_{kind}"
+        print(f"[{4 if kind == 'pretrained' else 5}/5] fine-tuning the {kind} encoder on {task} "
+              f"({task_data}) -> {out}", flush=True)
+        shape = [] if kind == "pretrained" else [
+            f"model.{k}={pre_cfg.model[k]}" for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                      "intermediate_size", "max_position_embeddings", "type_vocab_size")
+        ] + [f"data.vocab_file={vocab_file!r}"]
+        try:
+            cfg = load_config(str(_ROOT / task_config), [
+                f"init_from={init!r}", f"data.data_dir={str(_ROOT / task_data)!r}", f"seed={args.seed}",
+                f"data.max_seq_length={pre_cfg.data.max_seq_length}", "log_every_steps=50",
+                "checkpoint.every_steps=0", *QUICKSTART_FINETUNE, *shape,
+                *([f"num_epochs={args.finetune_epochs}"] if args.finetune_epochs else [])])
+            results[kind] = run_finetuning(cfg, str(out))
+        except ConfigError as e:
+            print(f"bert-jax quickstart: {e}", file=sys.stderr)
+            return 2
+        times[f"finetune ({kind})"] = time.perf_counter() - t
+    dev = json.loads((work / "finetune_pretrained" / "eval" / "dev_results.json").read_text())
+    majority = dev.get(f"baseline_majority_{metric}", dev.get("baseline_majority"))
+
     summary = {
-        "steps": result.get("step"),
-        "first_train_mlm_accuracy": train_rows[0]["train/mlm_accuracy"] if train_rows else None,
-        "last_train_mlm_accuracy": train_rows[-1]["train/mlm_accuracy"] if train_rows else None,
-        "last_eval_mlm_accuracy": eval_rows[-1]["eval/mlm_accuracy"] if eval_rows else None,
-        "docs_section_dev_accuracy": ft_result.get("eval", {}).get("accuracy"),
-        "docs_section_majority_baseline": json.loads(
-            (work / "finetune" / "eval" / "dev_results.json").read_text())["baseline_majority"],
-        "wall_s": round(time.perf_counter() - t0, 1),
-        "workdir": str(work),
+        "held_out_mlm_accuracy_before": before["eval/mlm_accuracy"], "held_out_mlm_accuracy_after": after["eval/mlm_accuracy"],
+        "context_free_guess": guess, "held_out_nsp_accuracy_before": before["eval/nsp_accuracy"],
+        "held_out_nsp_accuracy_after": after["eval/nsp_accuracy"], "task": task, "metric": metric,
+        f"dev_{metric}_pretrained": results["pretrained"]["eval"][metric],
+        f"dev_{metric}_scratch": results["scratch"]["eval"][metric], f"dev_{metric}_majority": majority,
+        "wall_s": {k: round(v, 1) for k, v in times.items()}, "total_wall_s": round(time.perf_counter() - t_all, 1),
     }
-    print(json.dumps(summary))
-    return 0
+    checks = {
+        f"held-out MLM accuracy >= {MLM_GUESS_RATIO:g} x the context-free guess":
+            summary["held_out_mlm_accuracy_after"] >= MLM_GUESS_RATIO * guess,
+        f"pretrained beats scratch on {task} {metric} by >= {FINETUNE_MARGIN}":
+            summary[f"dev_{metric}_pretrained"] >= summary[f"dev_{metric}_scratch"] + FINETUNE_MARGIN,
+    }
+    summary["checks"] = checks
+    (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(_table(summary, work))
+    for what, ok in checks.items():
+        print(f"  {'ok ' if ok else 'MISSED'} {what}")
+    return 0 if all(checks.values()) or args.no_check else 1
+
+
+# Fine-tuning overrides for the tiny encoder (the GLUE recipe's 2e-5 is for BERT-base).
+QUICKSTART_FINETUNE = ["optim.learning_rate=3e-4", "num_epochs=5"]
+
+
+def _table(s: dict, work: pathlib.Path) -> str:
+    m = s["metric"]
+    rows = [
+        ("held-out MLM accuracy", f"{s['held_out_mlm_accuracy_before']:.3f} -> {s['held_out_mlm_accuracy_after']:.3f}",
+         f"context-free guess {s['context_free_guess']:.3f} "
+         f"(x{s['held_out_mlm_accuracy_after'] / max(s['context_free_guess'], 1e-9):.1f})"),
+        ("held-out NSP accuracy", f"{s['held_out_nsp_accuracy_before']:.3f} -> {s['held_out_nsp_accuracy_after']:.3f}",
+         "chance 0.5"),
+        (f"{s['task']} dev {m}", f"pretrained {s[f'dev_{m}_pretrained']:.3f}",
+         f"scratch {s[f'dev_{m}_scratch']:.3f}, majority {s[f'dev_{m}_majority']:.3f}"),
+    ]
+    lines = ["", "summary", *[f"  {a:<24} {b:<26} {c}" for a, b, c in rows], "  wall time: " + ", ".join(
+        f"{k} {v:.0f}s" for k, v in s["wall_s"].items()) + f"; total {s['total_wall_s']:.0f}s",
+        f"  everything under {work}: pretrain/ (checkpoints, tensorboard, metrics.jsonl), finetune_*/eval/, "
+        "summary.json"]
+    return "\n".join(lines)
