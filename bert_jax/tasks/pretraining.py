@@ -190,6 +190,6 @@ def pretraining_job(module=None, make_loader=None):
                                     scan_layers=cfg.scan_layers)[0]
 
         return TrainingJob(task=task, model_config=model_cfg, loader=loader,
-                           evaluate=evaluate if cfg.data.eval_dir else None,
+                           evaluate=evaluate if cfg.data.eval_dir else None, eval_at_end=bool(cfg.data.eval_dir),
                            init_params=init_params if cfg.init_from else None)
     return make_job

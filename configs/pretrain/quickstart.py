@@ -30,7 +30,7 @@ def get_config():
     c.optim.warmup_fraction = 0.1
     c.checkpoint.every_steps = 500
     c.log_every_steps = 50
-    c.eval_every_steps = 1500
+    c.eval_every_steps = 0  # evaluated at the start and at the end
     c.eval_at_start = True
     c.eval_steps = 0
     return c
