@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
-import glob
 import html
 import io
 import json
@@ -145,9 +144,11 @@ def _runs(workdir: str) -> list[tuple[str, str]]:
     runs = []
     if any(os.path.exists(os.path.join(workdir, n)) for n in ("metrics.jsonl", "config.json")):
         runs.append(("", workdir))
-    seeds = [d for d in glob.glob(os.path.join(workdir, "seed_*")) if re.fullmatch(r"seed_-?\d+", os.path.basename(d))]
-    for d in sorted(seeds, key=lambda d: int(os.path.basename(d)[5:])):
-        runs.append((f"seed {os.path.basename(d)[5:]}", d))
+    # os.listdir, not glob: a workdir name may hold glob characters ("runs/[lr=1e-4]").
+    seeds = [n for n in os.listdir(workdir) if re.fullmatch(r"seed_-?\d+", n)
+             and os.path.isdir(os.path.join(workdir, n))]
+    for name in sorted(seeds, key=lambda n: int(n[5:])):
+        runs.append((f"seed {name[5:]}", os.path.join(workdir, name)))
     return runs
 
 
@@ -322,7 +323,9 @@ def _data_section(config: dict | None, notes: list[str]) -> str:
 def _results_section(run_dirs: list[tuple[str, str]], summary: dict | None, notes: list[str]) -> str:
     rows = []
     for label, d in run_dirs:
-        for path in sorted(glob.glob(os.path.join(d, "eval", "*_results.json"))):
+        eval_dir = os.path.join(d, "eval")
+        names = sorted(n for n in os.listdir(eval_dir) if n.endswith("_results.json")) if os.path.isdir(eval_dir) else []
+        for path in (os.path.join(eval_dir, n) for n in names):
             record = _read_json(path, notes)
             if isinstance(record, dict):
                 for k, v in record.items():

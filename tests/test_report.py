@@ -203,13 +203,16 @@ def test_baseline_is_matched_to_its_metric():
 
 
 def test_command_line(tmp_path, capsys):
-    multi_seed_run(tmp_path / "run", seeds=(1, 2))
+    run = tmp_path / "run[lr=1e-4]"  # glob characters in a workdir name are common in sweeps
+    multi_seed_run(run, seeds=(1, 2))
     out = tmp_path / "elsewhere" / "r.html"
     out.parent.mkdir()
-    assert cli.main(["report", str(tmp_path / "run"), "--output", str(out)]) == 0
+    assert cli.main(["report", str(run), "--output", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
+    page = out.read_text()
+    assert "seed 1: train/loss" in page and "seed 2: eval/accuracy" in page and "<td>dev</td>" in page
     assert (tmp_path / "elsewhere" / "report" / "seed_spread.png").is_file()
-    assert not (tmp_path / "run" / "report.html").exists()
+    assert not (run / "report.html").exists()
     (tmp_path / "empty").mkdir()
     assert cli.main(["report", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
