@@ -21,6 +21,7 @@ COMMANDS = {
     "glue-submit": ("bert_jax.launch", "glue_submit_main", "gather GLUE test predictions into one folder"),
     "convert": ("bert_jax.convert.cli", "main", "convert checkpoints to/from Hugging Face"),
     "quickstart": ("bert_jax.quickstart", "main", "tiny end-to-end run on the bundled corpus"),
+    "report": ("bert_jax.report", "main", "write report.html (plots, config, data) for a run directory"),
 }
 
 
