@@ -66,6 +66,18 @@ def _parse(parser, argv):
     return args, overrides
 
 
+def write_report_quietly(workdir: str) -> None:
+    """``WORKDIR/report.html`` (process 0); a report that cannot be written never fails a run."""
+    import jax
+    if jax.process_index() != 0:
+        return
+    from bert_jax.report import ReportError, write_report
+    try:
+        log.info("report: %s", write_report(workdir))
+    except (ReportError, ImportError, OSError) as e:
+        log.warning("report not written: %s", e)
+
+
 def _run(prog: str, argv: list[str], work, extra=None) -> int:
     args, overrides = _parse(_parser(prog, extra), argv)
     from bert_jax.train import NonFiniteLoss
@@ -84,7 +96,9 @@ def _run(prog: str, argv: list[str], work, extra=None) -> int:
 def pretrain_main(argv: list[str]) -> int:
     """``bert-jax pretrain --config FILE --workdir W [--config.x=v ...]``."""
     def work(config, args):
-        return run_pretraining(config, args.workdir).get("exit_code", 0)
+        code = run_pretraining(config, args.workdir).get("exit_code", 0)
+        write_report_quietly(args.workdir)
+        return code
     return _run("bert-jax pretrain", argv, work)
 
 
@@ -93,6 +107,7 @@ def finetune_main(argv: list[str]) -> int:
     def work(config, args):
         from bert_jax.finetuning import results_table
         result = run_finetuning(config, args.workdir)
+        write_report_quietly(args.workdir)
         if result.get("exit_code"):
             return result["exit_code"]
         if "summary" in result:
@@ -115,6 +130,7 @@ def evaluate_main(argv: list[str]) -> int:
     def work(config, args):
         from bert_jax.finetuning import results_table, run_evaluation
         values = run_evaluation(config, args.workdir, split=args.split, step=args.step)
+        write_report_quietly(args.workdir)
         print(results_table(values, f"{config.task} ({args.split})") if values else
               f"{config.task} ({args.split}): predictions written under {args.workdir}/eval/")
         return 0

@@ -177,6 +177,9 @@ def main(argv: list[str]) -> int:
     }
     summary["checks"] = checks
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    from bert_jax.launch import write_report_quietly
+    for run in ("pretrain", "finetune_pretrained", "finetune_scratch"):
+        write_report_quietly(str(work / run))
     print(_table(summary, work))
     for what, ok in checks.items():
         print(f"  {'ok ' if ok else 'MISSED'} {what}")
@@ -200,6 +203,6 @@ def _table(s: dict, work: pathlib.Path) -> str:
     ]
     lines = ["", "summary", *[f"  {a:<24} {b:<26} {c}" for a, b, c in rows], "  wall time: " + ", ".join(
         f"{k} {v:.0f}s" for k, v in s["wall_s"].items()) + f"; total {s['total_wall_s']:.0f}s",
-        f"  everything under {work}: pretrain/ (checkpoints, tensorboard, metrics.jsonl), finetune_*/eval/, "
-        "summary.json"]
+        f"  everything under {work}: pretrain/ (report.html, checkpoints, tensorboard, metrics.jsonl), "
+        "finetune_*/ (report.html, eval/), summary.json"]
     return "\n".join(lines)
