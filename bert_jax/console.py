@@ -1,7 +1,7 @@
 """What the console shows: bert-jax's own messages, each warning once, no third-party noise.
 
 ``setup(verbose=False)`` is called once by the CLI (``bert-jax [--verbose] <command>``):
-  * bert-jax logs at INFO (``quiet=True``: WARNING, for commands that print their own
+  * bert-jax logs at INFO (``quiet=True``: ERROR, for commands that print their own
     one-line-per-stage output, such as ``quickstart``);
   * libraries that log routine events (Orbax's restore notes, absl, JAX's backend probing,
     TensorStore) are shown only from ERROR up;
@@ -49,8 +49,8 @@ def setup(verbose: bool = False, quiet: bool = False) -> None:
         root.addHandler(handler)
         root._bert_jax_console = True
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.getLogger("bert_jax").setLevel(logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO))
-    logging.getLogger("data_pipeline").setLevel(logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO))
+    logging.getLogger("bert_jax").setLevel(logging.DEBUG if verbose else (logging.ERROR if quiet else logging.INFO))
+    logging.getLogger("data_pipeline").setLevel(logging.DEBUG if verbose else (logging.ERROR if quiet else logging.INFO))
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
     if not verbose:
