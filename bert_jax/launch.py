@@ -313,7 +313,8 @@ def run_training(config, workdir: str, make_job) -> dict:
       make_job: ``(frozen_config, params_key, *, resuming) -> bert_jax.tasks.TrainingJob``;
         a ValueError it raises becomes a ``ConfigError``.
     Returns:
-      The last logged train metrics plus ``step``, ``preempted`` and ``eval`` (the last
+      The last logged train metrics plus ``step``, ``start_step`` (where the loop started:
+      the resumed checkpoint's step, else 0), ``preempted`` and ``eval`` (the last
       evaluation's metrics, ``{}`` when none ran).
     """
     from bert_jax import partitioning as _p
@@ -399,6 +400,7 @@ def run_training(config, workdir: str, make_job) -> dict:
             # the user-facing class, so `bert-jax convert` can export any step
             "target": type(task.module).__name__.removesuffix("Module")}
     step_fn, eval_fn = train.jit_steps(task, tx, schedule, mesh, shardings, nmb)
+    start_step = int(state.step)  # the checkpoint's step on a resume, else 0
 
     # --- hooks
     total = int(cfg.optim.total_steps)
@@ -480,7 +482,8 @@ def run_training(config, workdir: str, make_job) -> dict:
             loader.close()
         if threading_main():
             signal.signal(signal.SIGTERM, previous)
-    return {**last, "step": int(state.step), "preempted": stop["flag"], "eval": evaluated["values"]}
+    return {**last, "step": int(state.step), "start_step": start_step, "preempted": stop["flag"],
+            "eval": evaluated["values"]}
 
 
 def run_pretraining(config, workdir: str, *, module=None, make_loader=None) -> dict:
