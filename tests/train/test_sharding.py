@@ -1,6 +1,8 @@
 """A sharded training step equals the single-device step, on 8 simulated CPU
-devices (and on 2 processes x 4 devices); gradient accumulation equals one
-step on the full batch.
+devices (and on 2 processes x 4 devices): the loss, grad_norm and raw gradients
+equal a reference gradient taken outside ``train_step``, the parameters after
+the step agree, and parameters and Adam moments are split as the logical-axis
+rules say. Gradient accumulation equals one step on the full batch.
 
 JAX fixes its device count at import, so the multi-device runs happen in
 subprocesses (``worker.py``) with ``XLA_FLAGS`` set.
