@@ -84,8 +84,9 @@ def test_without_nsp_the_loss_is_the_mlm_loss(run, plain):
 
 
 def test_microbatches_with_dropout(run, plain):
-    """num_microbatches=2 with dropout 0.1: each microbatch draws its own dropout masks, so
-    the losses differ from the dropout-free run, by a few percent at most."""
+    """num_microbatches=2 with dropout 0.1: finite, and the training trajectory differs from
+    the dropout-free run (measured: by 1e-3 relative from step 2), by a few percent at most."""
     got, want = column(run("num_microbatches=2")), column(plain)
     assert got == pytest.approx(want, rel=5e-2), (got, want)
-    assert all(abs(g - w) > 1e-4 * w for g, w in zip(got, want)), (got, want)
+    # at init dropout moves the loss by only ~2e-5; the updates it changes move it ~1e-3 by step 2
+    assert max(abs(g - w) / w for g, w in zip(got, want)) > 5e-4, (got, want)
