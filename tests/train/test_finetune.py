@@ -2,12 +2,8 @@
 part a corpus sentence comes from) from a pretraining workdir and from a Hugging Face
 directory, exact resume, refusals of bad input, and the task's data and loss."""
 
-import glob
 import json
 import os
-import signal
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -18,36 +14,22 @@ jax = pytest.importorskip("jax")
 from bert_jax import checkpointing, launch  # noqa: E402
 from bert_jax.tasks import text_classification_data as tcd  # noqa: E402
 from bert_jax.tasks.arrays import IGNORE_LABEL, ArrayLoader  # noqa: E402
+from train_helpers import CORPUS_DIR, DOCS, TINY, assert_resumed_at, losses, preempt_after, train_rows  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(ROOT, "configs", "pretrain", "tiny.py")
-DOCS = os.path.join(ROOT, "configs", "finetune", "docs_section.py")
-CORPUS_DIR = os.path.join(ROOT, "data", "corpus")
 LABELS = ("tutorial", "library", "reference", "whatsnew")
 SMALL = ["model.hidden_size=32", "model.intermediate_size=64"]  # the tiny recipe shrunk for speed
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    """A 1,000-token vocabulary and shards from the real corpus, and a short pretraining
-    run of the small model on them (its workdir is what fine-tuning starts from)."""
-    tokenizers = pytest.importorskip("tokenizers")
-    from data_pipeline import cli as data_cli
-    root = tmp_path_factory.mktemp("pretrain")
-    corpus = sorted(glob.glob(os.path.join(CORPUS_DIR, "*.txt")))
-    tok = tokenizers.BertWordPieceTokenizer(lowercase=True)
-    tok.train(corpus, vocab_size=1000, min_frequency=2, show_progress=False)
-    tok.save_model(str(root))
-    shards = str(root / "shards")
-    assert data_cli.main(["build", "--input", *corpus, "--vocab", str(root / "vocab.txt"), "--output", shards,
-                          "--max-seq-length", "64", "--max-predictions-per-seq", "10", "--dupe-factor", "1",
-                          "--seed", "7"]) in (0, None)
-    workdir = str(root / "run")
-    config = launch.load_config(TINY, [f"data.train_dir={shards!r}", *SMALL, "optim.total_steps=40",
+def pretrained(corpus_shards, tmp_path_factory):
+    """A short pretraining run of the small model on the corpus shards (1,000-token
+    vocabulary); its workdir is what fine-tuning starts from."""
+    workdir = str(tmp_path_factory.mktemp("pretrain") / "run")
+    config = launch.load_config(TINY, [f"data.train_dir={corpus_shards['shards']!r}", *SMALL, "optim.total_steps=40",
                                        "optim.warmup_steps=4", "checkpoint.every_steps=40", "log_every_steps=40",
                                        "eval_every_steps=0"])
     launch.run_pretraining(config, workdir)
-    return {"workdir": workdir, "vocab": str(root / "vocab.txt")}
+    return {"workdir": workdir, "vocab": corpus_shards["vocab"], "shards": corpus_shards["shards"]}
 
 
 class _fresh_head_warnings:
@@ -75,17 +57,6 @@ def ft_config(init_from, *extra):
     return launch.load_config(DOCS, [f"init_from={init_from!r}", *SMALL, "eval_every_steps=0", *extra])
 
 
-def train_losses(workdir):
-    """step -> train loss (the last record per step: a resumed run re-logs nothing earlier)."""
-    out = {}
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            rec = json.loads(line)
-            if "train/loss" in rec:
-                out[rec["step"]] = rec["train/loss"]
-    return out
-
-
 # ----------------------------------------------------------------------------- end to end
 
 
@@ -104,8 +75,7 @@ def test_finetune_from_pretraining_workdir_beats_majority_baseline(pretrained, t
     assert results["accuracy"] == pytest.approx(result["eval"]["accuracy"])
     assert results["accuracy"] > 0.38, results
     resolved = json.load(open(tmp_path / "config.json"))["resolved"]
-    assert resolved["data"]["vocab_file"] == os.path.join(os.path.dirname(pretrained["vocab"]), "shards",
-                                                          "vocab.txt")  # found through the workdir
+    assert resolved["data"]["vocab_file"] == os.path.join(pretrained["shards"], "vocab.txt")  # via the workdir
     assert checkpointing.make_manager(str(tmp_path / "checkpoints")).latest_step() == 250
 
 
@@ -146,24 +116,16 @@ def test_killed_finetune_resumes_from_its_own_checkpoint_exactly(pretrained, tmp
             "optim.learning_rate=1e-3", "data.max_per_label=100"]
     ref_dir, run_dir = str(tmp_path / "ref"), str(tmp_path / "run")
     launch.run_finetuning(ft_config(pretrained["workdir"], *args), ref_dir)
-
-    def terminate_after(step):
-        while True:
-            if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) and train_losses(run_dir).get(step):
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=terminate_after, args=(4,), daemon=True)
-    thread.start()
-    first = launch.run_finetuning(ft_config(pretrained["workdir"], *args), run_dir)
-    thread.join()
-    assert first["preempted"] and first["step"] < steps
+    first = preempt_after(lambda: launch.run_finetuning(ft_config(pretrained["workdir"], *args), run_dir), run_dir, 4)
+    assert first["preempted"] and 4 <= first["step"] < steps and first["start_step"] == 0
     assert not os.path.exists(os.path.join(run_dir, "eval"))  # no final evaluation of a preempted run
     assert checkpointing.make_manager(os.path.join(run_dir, "checkpoints")).latest_step() == first["step"]
+    before = len(train_rows(run_dir))
     second = launch.run_finetuning(ft_config(pretrained["workdir"], *args), run_dir)
     assert second["step"] == steps and not second["preempted"]
-    assert train_losses(run_dir) == train_losses(ref_dir)
+    # from the workdir's checkpoint (init_from would start at 0), each later step once
+    assert_resumed_at(second, run_dir, before, first["step"], steps)
+    assert losses(run_dir) == losses(ref_dir)
     ref_eval = json.load(open(os.path.join(ref_dir, "eval", "dev_results.json")))
     assert json.load(open(os.path.join(run_dir, "eval", "dev_results.json"))) == ref_eval
 
@@ -321,7 +283,7 @@ def test_task_loss_and_accuracy_match_a_numpy_reference():
 def test_tiny_recipe_pretrain_then_finetune_docs_section(pretrained, tmp_path):
     """The documented recipe: configs/pretrain/tiny.py for 300 steps, then
     configs/finetune/docs_section.py as shipped (300 steps)."""
-    shards = os.path.join(os.path.dirname(pretrained["vocab"]), "shards")
+    shards = pretrained["shards"]
     pre = str(tmp_path / "pretrain")
     launch.run_pretraining(launch.load_config(TINY, [f"data.train_dir={shards!r}", "eval_every_steps=0"]), pre)
     result = launch.run_finetuning(launch.load_config(DOCS, [f"init_from={pre!r}"]), str(tmp_path / "ft"))

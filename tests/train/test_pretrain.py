@@ -1,43 +1,33 @@
 """End to end: ``run_pretraining`` / ``bert-jax pretrain`` on shards built from the
-bundled corpus -- learning, exact resume, preemption, refusals of bad input."""
+bundled corpus -- learning on held-out text, exact resume (a restart continues from
+the checkpoint's step and trains no step twice), preemption, stopping on a non-finite
+loss, refusals of bad input."""
 
-import glob
+import collections
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
+import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
 
 from bert_jax import checkpointing, launch  # noqa: E402
 from bert_jax.train import NonFiniteLoss  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = os.path.join(ROOT, "configs", "pretrain", "tiny.py")
-CORPUS = sorted(glob.glob(os.path.join(ROOT, "data", "corpus", "*.txt")))
-SEQ, PRED = 64, 10
+from data_pipeline.loader import PretrainingLoader  # noqa: E402
+from train_helpers import (CORPUS, ROOT, TINY, assert_resumed_at, build_shards, cli, cli_env,  # noqa: E402
+                           logged_steps, losses, preempt_after, records, split_documents, train_rows,
+                           train_vocab)
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """WordPiece vocabulary (1,000 tokens) and shards built from the real corpus."""
-    tokenizers = pytest.importorskip("tokenizers")
-    from data_pipeline import cli as data_cli
-    root = tmp_path_factory.mktemp("corpus")
-    tok = tokenizers.BertWordPieceTokenizer(lowercase=True)
-    tok.train(CORPUS, vocab_size=1000, min_frequency=2, show_progress=False)
-    tok.save_model(str(root))
-    out = str(root / "shards")
-    code = data_cli.main(["build", "--input", *CORPUS, "--vocab", str(root / "vocab.txt"), "--output", out,
-                          "--max-seq-length", str(SEQ), "--max-predictions-per-seq", str(PRED),
-                          "--dupe-factor", "1", "--seed", "7"])
-    assert code in (0, None)
-    return out
+def shards(corpus_shards):
+    return corpus_shards["shards"]
 
 
 def small(shards, *extra):
@@ -47,34 +37,55 @@ def small(shards, *extra):
                                      "optim.warmup_steps=2", "log_every_steps=1", "eval_every_steps=0", *extra])
 
 
-def losses(workdir):
-    """step -> train loss, the last record per step (a resumed run re-logs steps)."""
-    out = {}
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            rec = json.loads(line)
-            if "train/loss" in rec:
-                out[rec["step"]] = rec["train/loss"]
-    return out
+# ----------------------------------------------------------------------------- learning
 
 
-def test_tiny_pretraining_learns(shards, tmp_path):
-    """MLM accuracy climbs from chance (1/1000) well above the best context-free guess
-    (always predicting the most frequent masked token, 3.4% here). Measured at step
-    300: 0.0675-0.075 train, across code revisions that change the random streams;
-    the thresholds leave room for that spread."""
-    config = launch.load_config(TINY, [f"data.train_dir={shards!r}", f"data.eval_dir={shards!r}",
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory):
+    """Train shards from 9 of every 10 corpus documents, eval shards from the other
+    tenth (1,422 examples); the vocabulary is trained on the training documents only."""
+    pytest.importorskip("tokenizers")
+    root = tmp_path_factory.mktemp("heldout")
+    train_txt, heldout_txt = split_documents(CORPUS, 10, str(root))
+    vocab = train_vocab([train_txt], str(root))
+    return build_shards([train_txt], vocab, str(root / "train")), build_shards([heldout_txt], vocab, str(root / "eval"))
+
+
+def eval_baselines(eval_dir, batch_size, seed):
+    """Context-free baselines on exactly the batches the run evaluates (same loader,
+    seed and batch size): the share of the most frequent masked token, and of the more
+    frequent NSP label. Returns ``(mlm, nsp, num_batches)``."""
+    loader = PretrainingLoader(eval_dir, batch_size, seed=seed, prefetch=0, num_epochs=1)
+    counts, nsp = collections.Counter(), []
+    for batch in loader:
+        counts.update(batch["masked_lm_ids"][batch["masked_lm_weights"] > 0].tolist())
+        nsp.extend(batch["next_sentence_label"].tolist())
+    mlm = counts.most_common(1)[0][1] / sum(counts.values())
+    return mlm, max(np.mean(nsp), 1 - np.mean(nsp)), loader.steps_per_epoch
+
+
+def test_tiny_pretraining_learns(heldout, tmp_path):
+    """On held-out documents, MLM accuracy beats the best context-free guess (always
+    the most frequent masked token, 0.034 here) by a wide margin. Measured at step 300:
+    eval 0.085 on ~12,000 masked tokens (binomial std ~0.0025); the threshold is the
+    baseline + 0.03."""
+    train_dir, eval_dir = heldout
+    config = launch.load_config(TINY, [f"data.train_dir={train_dir!r}", f"data.eval_dir={eval_dir!r}",
                                        "optim.total_steps=300", "log_every_steps=50",
                                        "eval_every_steps=300", "checkpoint.every_steps=0"])
+    # the run evaluates with seed + 1 (launch.pretraining_job): the same batches as here
+    mlm_baseline, _, num_batches = eval_baselines(eval_dir, config.global_batch_size, config.seed + 1)
+    assert 0.02 < mlm_baseline < 0.05 and num_batches == 44
+    config.eval_steps = num_batches  # the whole eval set, once
     result = launch.run_pretraining(config, str(tmp_path))
-    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
-    train = [r for r in records if "train/mlm_accuracy" in r]
-    first, last = train[0]["train/mlm_accuracy"], train[-1]["train/mlm_accuracy"]
-    assert result["step"] == 300
-    assert last > 0.055 and last > first + 0.025, (first, last)  # > 1.6x the context-free 0.034
+    rows = records(tmp_path)
+    train = [r for r in rows if "train/mlm_accuracy" in r]
+    assert result["step"] == 300 and result["start_step"] == 0
     assert train[-1]["train/loss"] < train[0]["train/loss"] - 0.3
-    evals = [r for r in records if "eval/mlm_accuracy" in r]
-    assert evals and evals[-1]["eval/mlm_accuracy"] > 0.05
+    evals = [r for r in rows if "eval/mlm_accuracy" in r]
+    assert [r["step"] for r in evals] == [300]
+    assert evals[0]["eval/mlm_accuracy"] > mlm_baseline + 0.03, (evals[0], mlm_baseline)
+    assert evals[0]["eval/mlm_accuracy"] == pytest.approx(result["eval"]["mlm_accuracy"])
     for key in ("train/seq_per_s", "train/tokens_per_s", "train/mfu", "train/grad_norm", "train/param_norm",
                 "train/learning_rate", "train/nsp_accuracy", "train/step_time_s"):
         assert key in train[-1]
@@ -83,50 +94,181 @@ def test_tiny_pretraining_learns(shards, tmp_path):
     assert checkpointing.make_manager(str(tmp_path / "checkpoints")).latest_step() == 300
 
 
-def test_preemption_then_resume_is_exact(shards, tmp_path):
-    """SIGTERM saves at the current step; restarting reproduces the uninterrupted
-    run's per-step losses bit for bit (same mesh), data position and RNG included."""
-    steps = 14
-    ref_dir, run_dir = str(tmp_path / "ref"), str(tmp_path / "run")
-    launch.run_pretraining(small(shards, f"optim.total_steps={steps}", "checkpoint.every_steps=4"), ref_dir)
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="NSP stays at chance with the tiny recipe: measured held-out NSP loss "
+                   "0.6932 (ln 2) and accuracy 0.496-0.506 at steps 300, 600, 900 and 1,200, although a "
+                   "logistic regression on segment-overlap and length features reaches 0.68 on the same "
+                   "eval set; the cause (optimisation or the NSP path) is not yet known")
+def test_tiny_pretraining_learns_next_sentence_prediction(heldout, tmp_path):
+    """Held-out NSP accuracy beats the more frequent label (0.503 here) by 0.05 after
+    1,200 steps of the tiny recipe (~1,400 eval pairs: binomial std ~0.013)."""
+    train_dir, eval_dir = heldout
+    config = launch.load_config(TINY, [f"data.train_dir={train_dir!r}", f"data.eval_dir={eval_dir!r}",
+                                       "optim.total_steps=1200", "optim.warmup_steps=100", "log_every_steps=100",
+                                       "eval_every_steps=1200", "checkpoint.every_steps=0"])
+    _, nsp_baseline, num_batches = eval_baselines(eval_dir, config.global_batch_size, config.seed + 1)
+    config.eval_steps = num_batches
+    result = launch.run_pretraining(config, str(tmp_path))
+    assert result["eval"]["nsp_accuracy"] > nsp_baseline + 0.05, (result["eval"], nsp_baseline)
 
-    def terminate_after(step):
-        while True:
-            if os.path.exists(os.path.join(run_dir, "metrics.jsonl")) and losses(run_dir).get(step):
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            time.sleep(0.01)
 
-    thread = threading.Thread(target=terminate_after, args=(6,), daemon=True)
-    thread.start()
-    first = launch.run_pretraining(small(shards, f"optim.total_steps={steps}", "checkpoint.every_steps=4"), run_dir)
-    thread.join()
-    assert first["preempted"] and first["step"] < steps
+# ----------------------------------------------------------------------------- exact resume
+
+
+@pytest.fixture(scope="module")
+def reference_run(shards, tmp_path_factory):
+    """An uninterrupted 14-step run (checkpoints every 4 steps) to compare resumed runs with."""
+    workdir = str(tmp_path_factory.mktemp("reference"))
+    launch.run_pretraining(small(shards, "optim.total_steps=14", "checkpoint.every_steps=4"), workdir)
+    return workdir
+
+
+def test_preemption_then_resume_is_exact(shards, reference_run, tmp_path):
+    """SIGTERM saves at the current step; the restart starts from that step (not from 0),
+    trains every later step exactly once, and reproduces the uninterrupted run's per-step
+    losses bit for bit (same mesh), data position and RNG included."""
+    steps, run_dir = 14, str(tmp_path)
+    config = lambda: small(shards, f"optim.total_steps={steps}", "checkpoint.every_steps=4")  # noqa: E731
+    first = preempt_after(lambda: launch.run_pretraining(config(), run_dir), run_dir, 6)
+    assert first["preempted"] and 6 <= first["step"] < steps and first["start_step"] == 0
     manager = checkpointing.make_manager(os.path.join(run_dir, "checkpoints"))
     assert manager.latest_step() == first["step"]  # saved at the step it stopped, not at a multiple of 4
-    second = launch.run_pretraining(small(shards, f"optim.total_steps={steps}", "checkpoint.every_steps=4"), run_dir)
+    before = len(train_rows(run_dir))
+    second = launch.run_pretraining(config(), run_dir)
     assert second["step"] == steps and not second["preempted"]
-    assert losses(run_dir) == losses(ref_dir)
+    assert_resumed_at(second, run_dir, before, first["step"], steps)
+    assert losses(run_dir) == losses(reference_run)
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(shards, tmp_path):
-    """A learning rate of 1e30 blows the parameters up at the first update. The run stops
-    naming the first bad step, and no kept checkpoint holds parameters from that step or
-    the one before it (those produced the non-finite value); a rerun with a sane learning
-    rate resumes from what is kept and trains with finite losses."""
-    import numpy as np
-    config = small(shards, "optim.learning_rate=1e30", "optim.warmup_steps=0", "optim.total_steps=20",
-                   "checkpoint.every_steps=1", "optim.clip_grad_norm=0.0")
-    with pytest.raises(NonFiniteLoss, match=r"at step (\d+)") as info:
-        launch.run_pretraining(config, str(tmp_path))
-    bad = info.value.step
-    kept = [int(n) for n in os.listdir(tmp_path / "checkpoints") if n.isdigit()]
-    assert all(step < bad - 1 for step in kept), (bad, kept)
-    for step in kept:
-        params, _ = checkpointing.restore_params_to_cpu(str(tmp_path / "checkpoints"), step)
-        assert all(np.isfinite(x).all() and np.abs(x).max() < 1e3 for x in jax.tree_util.tree_leaves(params))
-    result = launch.run_pretraining(small(shards, "optim.total_steps=3"), str(tmp_path))
-    assert result["step"] == 3 and all(np.isfinite(v) for v in losses(str(tmp_path)).values())
+@pytest.fixture(scope="module")
+def epoch_runs(corpus_shards, tmp_path_factory):
+    """Shards of two short corpus files (an epoch is a few steps of 8), an uninterrupted
+    run past two epoch boundaries and the same run preempted after the first boundary
+    and resumed; checkpoints every step, keeping the last 2 and every 4th."""
+    root = tmp_path_factory.mktemp("epochs")
+    files = [f for f in CORPUS if os.path.basename(f) in ("installing.txt", "distributing.txt")]
+    shard_dir = build_shards(files, corpus_shards["vocab"], str(root / "shards"))
+    steps_per_epoch = json.load(open(os.path.join(shard_dir, "manifest.json")))["shards"][0]["num_examples"] // 8
+    steps = 14
+    config = lambda: small(shard_dir, f"optim.total_steps={steps}", "checkpoint.every_steps=1",  # noqa: E731
+                           "checkpoint.keep=2", "checkpoint.keep_period=4")
+    ref, run = str(root / "ref"), str(root / "run")
+    launch.run_pretraining(config(), ref)
+    first = preempt_after(lambda: launch.run_pretraining(config(), run), run, steps_per_epoch + 1)
+    before = len(train_rows(run))
+    second = launch.run_pretraining(config(), run)
+    return dict(ref=ref, run=run, first=first, second=second, before=before, steps=steps,
+                steps_per_epoch=steps_per_epoch)
+
+
+def test_resume_across_an_epoch_boundary_is_exact(epoch_runs):
+    """Stopped after an epoch boundary, the restart continues in the new epoch's order
+    and equals the uninterrupted run (which crosses two boundaries)."""
+    r = epoch_runs
+    assert 3 <= r["steps_per_epoch"] <= r["steps"] // 2  # the runs cross at least two boundaries
+    assert r["steps_per_epoch"] < r["first"]["step"] < r["steps"] and r["first"]["preempted"]
+    assert_resumed_at(r["second"], r["run"], r["before"], r["first"]["step"], r["steps"])
+    assert losses(r["run"]) == losses(r["ref"])
+
+
+def test_checkpoint_retention_keeps_the_last_k_and_every_period(epoch_runs):
+    """checkpoint.keep=2, keep_period=4, a save every step: steps 4, 8, 12 and the last two remain."""
+    for workdir in (epoch_runs["ref"], epoch_runs["run"]):
+        manager = checkpointing.make_manager(os.path.join(workdir, "checkpoints"))
+        assert sorted(manager.all_steps()) == [4, 8, 12, 13, 14]
+        assert sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit()) == \
+            [4, 8, 12, 13, 14]
+
+
+# ----------------------------------------------------------------------------- non-finite loss
+
+
+def checkpoint_loss(workdir, shard_dir, step):
+    """Deterministic loss of the checkpoint ``step``'s parameters on batch ``step`` of the
+    run's data (the batch a resumed run trains on next)."""
+    from bert_jax.config import BertConfig
+    from bert_jax.modeling import BertForPreTrainingModule
+    from bert_jax.tasks import PretrainingTask
+    params, meta = checkpointing.restore_params_to_cpu(os.path.join(workdir, "checkpoints"), step)
+    task = PretrainingTask(BertForPreTrainingModule(BertConfig.from_dict(meta["model"])), 64, 10)
+    batch = PretrainingLoader(shard_dir, 8, seed=0, prefetch=0).batch_at(step)
+    loss, _ = task.loss(params, batch, jax.random.PRNGKey(0), task.denominators(batch), deterministic=True)
+    return float(loss)
+
+
+class PoisonedLoader:
+    """A ``PretrainingLoader`` whose batch for step ``bad`` (1-based, as logged) has NaN
+    MLM weights, so that step's loss and update are NaN while every earlier one is sound."""
+
+    def __init__(self, inner, bad):
+        self.inner, self.bad, self.manifest = inner, bad, inner.manifest
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self.inner)
+        if self.inner.state()["step"] == self.bad:
+            batch = dict(batch, masked_lm_weights=np.full_like(batch["masked_lm_weights"], np.nan))
+        return batch
+
+    def state(self):
+        return self.inner.state()
+
+    def restore(self, state):
+        self.inner.restore(state)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(shards, reference_run, tmp_path):
+    """A batch that makes step 10 NaN: the run stops naming step 10, the latest checkpoint
+    is step 8 (saved before it; nothing of step 9 or 10 is kept), its loss is finite, and
+    restarting from it with sound data continues exactly like the uninterrupted run."""
+    config = lambda: small(shards, "optim.total_steps=14", "checkpoint.every_steps=4")  # noqa: E731
+    poisoned = lambda d, c, seed: PoisonedLoader(PretrainingLoader(d, c.global_batch_size, seed=seed), 10)  # noqa: E731
+    with pytest.raises(NonFiniteLoss, match=r"loss is nan at step 10;"):
+        launch.run_pretraining(config(), str(tmp_path), make_loader=poisoned)
+    manager = checkpointing.make_manager(str(tmp_path / "checkpoints"))
+    assert manager.all_steps() == [4, 8]
+    assert np.isfinite(checkpoint_loss(str(tmp_path), shards, 8))
+    before = len(train_rows(tmp_path))
+    result = launch.run_pretraining(config(), str(tmp_path))
+    assert_resumed_at(result, tmp_path, before, 8, 14)
+    resumed, reference = dict(train_rows(tmp_path)[before:]), losses(reference_run)
+    assert resumed == {s: reference[s] for s in range(9, 15)}
+
+
+@pytest.fixture(scope="module")
+def diverged_cli_run(shards, tmp_path_factory):
+    """``bert-jax pretrain`` with learning rate 1e30 and no clipping: step 1's update
+    blows the parameters up (their norm overflows to inf), so step 1 is the first bad step."""
+    workdir = tmp_path_factory.mktemp("diverged")
+    res = cli("pretrain", _cli_args(shards, workdir, "--config.optim.learning_rate=1e30",
+                                    "--config.optim.warmup_steps=0", "--config.optim.total_steps=20",
+                                    "--config.checkpoint.every_steps=1", "--config.optim.clip_grad_norm=0.0",
+                                    "--config.global_batch_size=8"), 1)
+    return workdir, res
+
+
+def test_non_finite_loss_exits_3_and_names_the_step(diverged_cli_run):
+    workdir, res = diverged_cli_run
+    assert res.returncode == 3, res.stderr[-3000:]
+    message = [line for line in res.stderr.splitlines() if line.startswith("bert-jax pretrain: ")]
+    assert message and "param_norm is inf at step 1; stopping" in message[-1], res.stderr[-3000:]
+    assert "No checkpoint was kept" in message[-1]
+    assert train_rows(workdir) == []  # step 1 is never logged as a sound step
+    assert not os.path.isdir(workdir / "checkpoints") or \
+        checkpointing.make_manager(str(workdir / "checkpoints")).all_steps() == []
+
+
+def test_kept_checkpoint_after_divergence_has_a_finite_loss(diverged_cli_run, shards):
+    """The kept checkpoint must be one a restart can train from: finite loss on the batch
+    the restart sees next."""
+    workdir, res = diverged_cli_run
+    kept = checkpointing.make_manager(str(workdir / "checkpoints")).latest_step()
+    assert kept is None or np.isfinite(checkpoint_loss(str(workdir), shards, kept))
 
 
 def test_refuses_sequence_length_mismatch(shards, tmp_path):
@@ -147,12 +289,6 @@ def test_refuses_checkpoint_of_another_model_shape(shards, tmp_path):
         launch.run_pretraining(small(shards, "optim.total_steps=4", "model.hidden_size=48"), str(tmp_path))
 
 
-def _cli(args, devices, timeout=600):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, "-m", "bert_jax.cli", "pretrain", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def _cli_args(shards, workdir, *extra):
     return ["--config", TINY, "--workdir", str(workdir), f"--config.data.train_dir={shards}",
             "--config.model.hidden_size=32", "--config.model.intermediate_size=64", "--config.log_every_steps=1",
@@ -161,59 +297,94 @@ def _cli_args(shards, workdir, *extra):
 
 
 def test_refuses_batch_not_divisible_by_data_parallel(shards, tmp_path):
-    res = _cli(_cli_args(shards, tmp_path, "--config.global_batch_size=12", "--config.mesh_shape=(4,2,1)"), 8)
+    res = cli("pretrain", _cli_args(shards, tmp_path, "--config.global_batch_size=12", "--config.mesh_shape=(4,2,1)"), 8)
     assert res.returncode == 2, res.stderr[-2000:]
     assert "global_batch_size=12" in res.stderr and "data-parallel size 8" in res.stderr
     assert not os.path.exists(tmp_path / "checkpoints")
 
 
+EIGHT_DEVICE_RUN = """
+import sys
+import jax, numpy as np
+from bert_jax import checkpointing, cli
+code = cli.main(["pretrain", *sys.argv[2:]])
+params, _ = checkpointing.restore_params_to_cpu(sys.argv[1] + "/checkpoints", 3)
+np.savez(sys.argv[1] + "/step3.npz", **{jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(params)})
+sys.exit(code)
+"""
+
+
 def test_checkpoint_from_eight_devices_continues_on_one(shards, tmp_path):
-    res = _cli(_cli_args(shards, tmp_path, "--config.global_batch_size=8", "--config.mesh_shape=(2,2,2)",
-                         "--config.optim.total_steps=3", "--config.checkpoint.every_steps=3"), 8)
-    assert res.returncode == 0, res.stderr[-3000:]
-    result = launch.run_pretraining(small(shards, "optim.total_steps=5"), str(tmp_path))
-    assert result["step"] == 5
-    logged = losses(str(tmp_path))
-    assert set(logged) == {1, 2, 3, 4, 5} and all(v == v for v in logged.values())
+    """A step-3 checkpoint written on a 2x2x2 mesh of 8 devices, restored on 1 device:
+    the parameters are exactly the 8-device ones (a zero-learning-rate step keeps them),
+    and steps 4-5 log the 8-device continuation's losses within 1e-5 relative."""
+    eight = tmp_path / "eight"
+    args = _cli_args(shards, eight, "--config.global_batch_size=8", "--config.mesh_shape=(2,2,2)",
+                     "--config.optim.total_steps=5", "--config.checkpoint.every_steps=3", "--config.checkpoint.keep=5")
+    # The step-3 parameters are read back in the 8-device process: restore_params_to_cpu follows
+    # the checkpoint's own shardings, which a 1-device process cannot build.
+    res = subprocess.run([sys.executable, "-c", EIGHT_DEVICE_RUN, str(eight), *args], env=cli_env(8), cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert checkpointing.make_manager(str(eight / "checkpoints")).all_steps() == [3, 5]
+    reference = losses(eight)
+    for name in ("one", "frozen"):  # workdirs holding only the 8-device step-3 checkpoint
+        shutil.copytree(eight / "checkpoints" / "3", tmp_path / name / "checkpoints" / "3")
+    result = launch.run_pretraining(small(shards, "optim.total_steps=5", "checkpoint.every_steps=5"),
+                                    str(tmp_path / "one"))
+    assert result["start_step"] == 3 and result["step"] == 5
+    one = losses(tmp_path / "one")
+    assert sorted(one) == [4, 5]
+    for step in (4, 5):
+        assert abs(one[step] - reference[step]) <= 1e-5 * abs(reference[step]), (step, one[step], reference[step])
+    frozen = launch.run_pretraining(small(shards, "optim.total_steps=4", "optim.learning_rate=0.0",
+                                          "checkpoint.every_steps=4"), str(tmp_path / "frozen"))
+    assert frozen["start_step"] == 3
+    got, _ = checkpointing.restore_params_to_cpu(str(tmp_path / "frozen" / "checkpoints"), 4)
+    got = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_leaves_with_path(got)}
+    want = dict(np.load(eight / "step3.npz"))
+    assert got.keys() == want.keys() and len(want) == 46
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
 
 
 @pytest.mark.slow
 def test_sigkill_then_restart_matches_uninterrupted(shards, tmp_path):
-    """A run killed with SIGKILL after a checkpoint and restarted logs the same per-step
-    losses as an uninterrupted run (bit-identical on the same mesh)."""
+    """A run killed with SIGKILL after its step-5 checkpoint (and a few more steps) and
+    restarted resumes at step 6 -- the steps after the checkpoint are trained again,
+    once -- and every logged loss equals the uninterrupted run's (bit-identical)."""
     steps = 16
     args = ["--config.optim.total_steps=%d" % steps, "--config.checkpoint.every_steps=5",
             "--config.global_batch_size=8"]
-    ref = _cli(_cli_args(shards, tmp_path / "ref", *args), 1)
+    ref = cli("pretrain", _cli_args(shards, tmp_path / "ref", *args), 1)
     assert ref.returncode == 0, ref.stderr[-3000:]
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu")
-    proc = subprocess.Popen([sys.executable, "-m", "bert_jax.cli", "pretrain",
-                             *_cli_args(shards, tmp_path / "run", *args)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "bert_jax.cli", "pretrain", *_cli_args(shards, run, *args)],
+                            env=cli_env(1), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while time.time() < deadline:
-        done = os.path.exists(tmp_path / "run" / "metrics.jsonl") and max(losses(str(tmp_path / "run")) or [0]) >= 8
-        if done and checkpointing.make_manager(str(tmp_path / "run" / "checkpoints")).latest_step() == 5:
+        if logged_steps(run) >= 8 and checkpointing.make_manager(str(run / "checkpoints")).latest_step() == 5:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert max(losses(str(tmp_path / "run"))) < steps
-    again = _cli(_cli_args(shards, tmp_path / "run", *args), 1)
+    killed = [s for s, _ in train_rows(run)]
+    assert killed == list(range(1, len(killed) + 1)) and 8 <= len(killed) < steps
+    again = cli("pretrain", _cli_args(shards, run, *args), 1)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert losses(str(tmp_path / "run")) == losses(str(tmp_path / "ref"))
+    assert [s for s, _ in train_rows(run)[len(killed):]] == list(range(6, steps + 1))
+    reference = losses(tmp_path / "ref")
+    assert all(loss == reference[step] for step, loss in train_rows(run))
 
 
 @pytest.mark.slow
 def test_sigterm_from_outside_saves_current_step(shards, tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu")
     proc = subprocess.Popen([sys.executable, "-m", "bert_jax.cli", "pretrain",
                              *_cli_args(shards, tmp_path, "--config.optim.total_steps=100000",
                                         "--config.checkpoint.every_steps=1000")],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=cli_env(1), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while time.time() < deadline:
-        if os.path.exists(tmp_path / "metrics.jsonl") and max(losses(str(tmp_path)) or [0]) >= 3:
+        if logged_steps(tmp_path) >= 3:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
@@ -229,7 +400,7 @@ def test_init_from_another_run_starts_at_step_zero_with_its_params(shards, tmp_p
     # learning rate 0: the target's parameters after its step are exactly the loaded ones
     result = launch.run_pretraining(small(shards, "optim.total_steps=3", f"init_from={source!r}",
                                           "optim.learning_rate=0.0"), target)
-    assert result["step"] == 3 and min(losses(target)) == 1  # a fresh run from step 0, not a resume
+    assert result["step"] == 3 and result["start_step"] == 0 and min(losses(target)) == 1  # fresh, not a resume
     want, _ = checkpointing.restore_params_to_cpu(os.path.join(source, "checkpoints"))
     got, _ = checkpointing.restore_params_to_cpu(os.path.join(target, "checkpoints"))
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):

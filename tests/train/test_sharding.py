@@ -1,6 +1,8 @@
 """A sharded training step equals the single-device step, on 8 simulated CPU
-devices (and on 2 processes x 4 devices); gradient accumulation equals one
-step on the full batch.
+devices (and on 2 processes x 4 devices): the loss, grad_norm and raw gradients
+equal a reference gradient taken outside ``train_step``, the parameters after
+the step agree, and parameters and Adam moments are split as the logical-axis
+rules say. Gradient accumulation equals one step on the full batch.
 
 JAX fixes its device count at import, so the multi-device runs happen in
 subprocesses (``worker.py``) with ``XLA_FLAGS`` set.
@@ -31,8 +33,8 @@ def _env(devices):
     return env
 
 
-def _load(out, mesh):
-    return dict(np.load(os.path.join(out, f"params_{mesh.replace(',', 'x')}.npz")))
+def _load(out, mesh, what="params"):
+    return dict(np.load(os.path.join(out, f"{what}_{mesh.replace(',', 'x')}.npz")))
 
 
 def assert_same_params(got, want):
@@ -41,6 +43,19 @@ def assert_same_params(got, want):
     assert got.keys() == want.keys()
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-7, err_msg=k)
+
+
+def assert_same_gradients(got, want):
+    """Every raw gradient within 1e-5 relative of the reference (floor: 1e-5 of the
+    leaf's largest entry, for entries that are float noise around zero)."""
+    assert got.keys() == want.keys() and len(want) == 46
+    for k in want:
+        scale = float(np.max(np.abs(want[k])))
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-5 * scale + 1e-12, err_msg=k)
+
+
+def close(a, b, rtol=1e-5):
+    return abs(a - b) <= rtol * abs(b)
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +67,58 @@ def eight_device_run(tmp_path_factory):
         return out, json.load(f)
 
 
-@pytest.mark.parametrize("mesh", MESHES)
+@pytest.mark.parametrize("mesh", ["1,1,1", *MESHES])
 def test_sharded_step_equals_single_device(eight_device_run, mesh):
+    """Loss, grad_norm and every raw gradient equal a single-device gradient taken outside
+    ``train_step`` (so a scale error common to all meshes, e.g. summing instead of
+    averaging over devices, is caught); parameters after the LAMB step equal 1,1,1's."""
     out, results = eight_device_run
-    assert results[mesh]["devices"] == 8
-    assert abs(results[mesh]["loss"] - results["1,1,1"]["loss"]) <= 1e-5 * abs(results["1,1,1"]["loss"])
+    ref = results["reference"]
+    assert results[mesh]["devices"] == int(np.prod([int(s) for s in mesh.split(",")]))
+    assert close(results[mesh]["loss"], ref["loss"]) and close(results[mesh]["loss"], results["1,1,1"]["loss"])
+    assert close(results[mesh]["grad_norm"], ref["grad_norm"]), (results[mesh]["grad_norm"], ref["grad_norm"])
+    assert_same_gradients(_load(out, mesh, "grads"), dict(np.load(os.path.join(out, "grads_reference.npz"))))
     assert_same_params(_load(out, mesh), _load(out, "1,1,1"))
-    assert results[mesh]["grad_norm"] > 0
+
+
+LAYER0 = "bert/encoder/layer/0/"
+EXPECTED_SPECS = {  # parameter -> PartitionSpec (one entry per dimension) under DEFAULT_RULES
+    "8,1,1": {"bert/embeddings/word_embeddings/embedding": [None, None],
+              LAYER0 + "intermediate/dense/kernel": [None, None]},
+    "2,4,1": {"bert/embeddings/word_embeddings/embedding": [None, "fsdp"],  # embed 32 / fsdp 4
+              LAYER0 + "attention/self/query/kernel": ["fsdp", None],
+              LAYER0 + "intermediate/dense/kernel": ["fsdp", None],
+              LAYER0 + "output/dense/kernel": [None, "fsdp"]},
+    "2,2,2": {"bert/embeddings/word_embeddings/embedding": [None, "fsdp"],  # vocab 97 is odd: not split
+              LAYER0 + "attention/self/query/kernel": ["fsdp", "tensor"],
+              LAYER0 + "intermediate/dense/kernel": ["fsdp", "tensor"],
+              LAYER0 + "output/dense/kernel": ["tensor", "fsdp"]},
+    "1,1,8": {"bert/embeddings/word_embeddings/embedding": [None, None],
+              LAYER0 + "attention/self/query/kernel": [None, "tensor"],  # 32 = 4 heads x 8
+              LAYER0 + "intermediate/dense/kernel": [None, "tensor"],  # mlp 64 / 8
+              LAYER0 + "output/dense/kernel": ["tensor", None],
+              "cls/predictions/bias": [None]},
+}
+
+
+@pytest.mark.parametrize("mesh", MESHES)
+def test_state_is_sharded_as_the_rules_say(eight_device_run, mesh):
+    """After a step the parameters are split along the mesh axes their logical axes map
+    to (one device holds the matching fraction), and both Adam moments of every
+    parameter are sharded exactly like it."""
+    out, results = eight_device_run
+    sh = results[mesh]["shardings"]
+    full = _load(out, "1,1,1")
+    sizes = dict(zip(("data", "fsdp", "tensor"), (int(s) for s in mesh.split(","))))
+    for name, spec in EXPECTED_SPECS[mesh].items():
+        assert sh["params"][name] == spec, (name, sh["params"][name])
+    for name, spec in sh["params"].items():
+        want = [d // (sizes[a] if a else 1) for d, a in zip(full[name].shape, spec)]
+        assert sh["shard_shapes"][name] == want, (name, sh["shard_shapes"][name], want)
+        assert sh["moments"][name] == [spec, spec], (name, sh["moments"][name])
+    split = [n for n, spec in sh["params"].items() if any(spec)]
+    if mesh != "8,1,1":
+        assert len(split) >= 20, split  # every layer's kernels, not one stray array
 
 
 def _free_port():
@@ -81,10 +141,13 @@ def test_two_processes_equal_one(eight_device_run, tmp_path):
         assert p.returncode == 0, out.decode()[-3000:]
     with open(tmp_path / "results.json") as f:
         got = json.load(f)
+    reference = dict(np.load(os.path.join(ref_out, "grads_reference.npz")))
     for mesh in ("8,1,1", "2,2,2"):
         assert got[mesh]["processes"] == 2
-        assert abs(got[mesh]["loss"] - ref[mesh]["loss"]) <= 1e-5 * abs(ref[mesh]["loss"])
+        assert close(got[mesh]["loss"], ref[mesh]["loss"]) and close(got[mesh]["grad_norm"], ref["reference"]["grad_norm"])
+        assert_same_gradients(_load(str(tmp_path), mesh, "grads"), reference)
         assert_same_params(_load(str(tmp_path), mesh), _load(ref_out, mesh))
+        assert got[mesh]["shardings"] == ref[mesh]["shardings"]
 
 
 def test_gradient_accumulation_equals_full_batch():
