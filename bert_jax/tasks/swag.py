@@ -115,7 +115,8 @@ class Swag(registry.FinetuneTask):
             writer.writerow(["index", "prediction", *(f"prob_{i}" for i in range(num_choices))]
                             + (["label"] if split.has_labels else []))
             for e, p in zip(split.examples, predictions):
-                writer.writerow([e.guid, int(p.argmax()), *(f"{x:.6f}" for x in p)]
+                # full precision: near-uniform choices must keep their order when read back
+                writer.writerow([e.guid, int(p.argmax()), *(repr(float(x)) for x in p)]
                                 + ([e.label] if split.has_labels else []))
         os.replace(path + ".tmp", path)
         return [path]

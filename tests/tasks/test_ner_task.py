@@ -90,7 +90,8 @@ def test_evaluate_the_test_split_from_the_checkpoint(trained, vocab, capsys):
     assert code == 0, capsys.readouterr().err
     results = json.load(open(os.path.join(trained["workdir"], "eval", "test_results.json")))
     assert results["split"] == "test" and results["num_examples"] == 252 and results["step"] == 200
-    assert results["f1"] > 0.4, results  # measured 0.65 (seed 0); dev's margin, not a tuned figure
+    # measured 0.586 (seed 0) against the lookup baseline's 0.350 on test
+    assert results["f1"] > 0.45 and results["f1"] > results["baseline_lookup_f1"] + 0.05, results
     written = conll_data.read_conll(os.path.join(trained["workdir"], "eval", "test", "predictions.txt"), LABELS,
                                     num_columns=5)
     assert sum(len(s.words) for s in written) == 5065  # every test word once (README: 5065 tokens)
