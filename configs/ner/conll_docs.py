@@ -9,7 +9,9 @@ pretraining recipe (``configs/pretrain/tiny.py``; same model shape).
 
 Dev baselines (data/tasks/conll_docs/README.md): all ``O`` 0.0 entity F1; the most frequent
 training tag of each lower-cased token 0.429 (reported as ``baseline_lookup_f1``).
-Expected: see docs/ner_swag.md for the measured dev entity F1.
+Expected: not yet measured as shipped (hidden 128 from the tiny pretraining); a hidden-32 model
+trained from scratch for 200 steps reaches dev entity F1 0.58-0.60 over three seeds
+(tests/tasks/test_ner_task.py, docs/ner_swag.md), so this recipe should clear 0.429 too.
 """
 
 import pathlib
