@@ -47,8 +47,10 @@ def render() -> str:
     table = run_config.FIELD_HELP
     header = ["| field | default | meaning |", "| --- | --- | --- |"]
     parts += ["## Pretraining (`bert-jax pretrain`)", "", *header, *_rows(run_config.pretrain_defaults(), table), ""]
-    table = {**table, **{k: v for name in registry.task_names() for k, v in registry.get(name).field_help.items()}}
+    # each task's own field_help: tasks may give the same data.* field different meanings
+    task_table = {name: {**table, **registry.get(name).field_help} for name in registry.task_names()}
     base = run_config.finetune_defaults("docs_section")
+    table = task_table["docs_section"]
     parts += ["## Fine-tuning (`bert-jax finetune`, `evaluate`, `predict`)", "",
               "Shown for `task=docs_section`; each task adds its own `data.*` fields and recipe defaults (below).", "",
               *header, *_rows(base, table), ""]
@@ -56,7 +58,7 @@ def render() -> str:
         cfg = run_config.finetune_defaults(name)
         flat = dict(r.split(" | ")[0:2] for r in _rows(cfg, {}))
         base_flat = dict(r.split(" | ")[0:2] for r in _rows(run_config.finetune_defaults("docs_section"), {}))
-        changed = [f"{k} | {v} | {_describe(k[3:-1], table)} |" for k, v in flat.items()
+        changed = [f"{k} | {v} | {_describe(k[3:-1], task_table[name])} |" for k, v in flat.items()
                    if base_flat.get(k) != v and k != "| `task`"]
         task = registry.get(name)
         parts += [f"### task `{name}` (head: {task.head})", "",

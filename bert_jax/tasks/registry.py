@@ -34,6 +34,8 @@ BUILTIN_MODULES = (
     "bert_jax.tasks.docs_section",
     "bert_jax.tasks.glue",
     "bert_jax.tasks.squad",
+    "bert_jax.tasks.ner",
+    "bert_jax.tasks.swag",
 )
 
 HEADS = ("sequence_classification", "token_classification", "question_answering", "multiple_choice")
