@@ -39,6 +39,7 @@ def get_config():
     c.model.num_attention_heads = 4
     c.model.intermediate_size = 512
     c.model.max_position_embeddings = 128
+    c.model.type_vocab_size = 2
     c.model_dtype = "float32"
     c.global_batch_size = 32
     c.optim.learning_rate = 1e-3
