@@ -171,7 +171,6 @@ class PretrainingLoader:
                 self.vocab.pad_id, drop_remainder, num_epochs)
             # Rows per epoch depend on the packing; the count is known only once an epoch is planned.
             self.steps_per_epoch = None
-            self._cursor = self._packed.seek(start_step)
         elif self.steps_per_epoch == 0:
             raise ValueError(f"{self.num_examples} examples make no full batch of {global_batch_size}; use drop_remainder=False or a smaller batch")
         self._prefetch = prefetch
@@ -180,6 +179,8 @@ class PretrainingLoader:
         self._thread: threading.Thread | None = None
         self._queue: queue.Queue | None = None
         self._stop = threading.Event()
+        if self._packed is not None:
+            self._cursor = self._packed.seek(start_step)
 
     # --- deterministic batch construction ------------------------------------------
 
