@@ -232,7 +232,7 @@ def packed_corpus(tmp_path_factory, vocab_file):
 def test_packed_statistics_enough_instances_and_real_packing(packed_corpus):
     data, got, _, per_row = packed_corpus
     assert len(got["next_sentence_label"]) >= 50_000
-    assert per_row.mean() > 1.2  # rows really hold several instances
+    assert per_row[per_row > 0].mean() > 1.2  # rows really hold several instances
 
 
 def test_packed_nsp_fraction_is_binomial_half(packed_corpus):
