@@ -89,6 +89,8 @@ def pretrain_defaults() -> ml_collections.ConfigDict:
       data.train_dir/eval_dir  shard directories from ``bert-jax data build``
       data.max_seq_length, data.max_predictions_per_seq  must equal the shards' manifest
       data.dynamic_masking, data.prefetch  loader options
+      data.packing, data.max_instances_per_row, data.max_predictions_per_row  sequence packing
+                               (docs/packing.md); 0 = the defaults of data_pipeline.packing
     model.vocab_size -1 takes the vocabulary size from the shards.
     """
     c = common_defaults()
@@ -97,6 +99,9 @@ def pretrain_defaults() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(
         train_dir="", eval_dir="", max_seq_length=128, max_predictions_per_seq=20,
         dynamic_masking=False, prefetch=2))
+    c.data.packing = False
+    c.data.max_instances_per_row = 0
+    c.data.max_predictions_per_row = 0
     return c
 
 
@@ -283,6 +288,11 @@ FIELD_HELP = {
     "data.max_predictions_per_seq": "masked positions per example; must equal the shards'",
     "data.dynamic_masking": "re-mask every epoch in the loader instead of the shards' static masks",
     "data.prefetch": "batches the loader prepares ahead",
+    "data.packing": "pack several instances per row with attention kept inside each (docs/packing.md)",
+    "data.max_instances_per_row": "packing: instances per row; 0 = max(1, max_seq_length // 16)",
+    "data.max_predictions_per_row": "packing: masked positions per row; 0 = a cap that never binds, "
+                                    "min(ceil(masked_lm_prob x max_seq_length) + max_instances_per_row, "
+                                    "max_instances_per_row x max_predictions_per_seq)",
     "task": "a registered fine-tuning task (docs/tasks.md)",
     "seeds": "() = one run with seed; (0, 1, 2) = one run per seed and a mean/std summary",
     "num_epochs": "fine-tuning epochs (used when optim.total_steps is -1)",

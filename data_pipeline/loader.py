@@ -21,6 +21,8 @@ Policy (see docs/data_pipeline.md):
   whatever the process count, batch or resume point, and fresh each epoch.
 * **Resume.** ``state()`` is the next step to yield; ``restore(state)`` or
   ``start_step=k`` yields batch ``k`` next; nothing earlier is replayed.
+* **Packing** (``packing=True``): rows hold several instances each; see
+  ``data_pipeline.packing`` for the layout, the plan and its resume rules.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import threading
 
 import numpy as np
 
-from data_pipeline import masking, shards
+from data_pipeline import masking, packing as packing_lib, shards
 
 _FIELDS_OUT = (
     "input_ids",
@@ -57,6 +59,10 @@ class PretrainingLoader:
     ``masked_lm_ids`` int32 and ``masked_lm_weights`` float32
     ``[local_batch, max_predictions_per_seq]``; ``next_sentence_label`` int32
     ``[local_batch]``; with ``local_batch = global_batch_size // process_count``.
+    With ``packing=True`` a batch row holds several instances: the fields of
+    ``data_pipeline.packing.assemble_rows`` (``segment_ids``, ``position_ids``,
+    ``next_sentence_positions/label/weight`` ``[local_batch, max_instances_per_row]``,
+    ``masked_lm_*`` ``[local_batch, max_predictions_per_row]``).
 
     Args:
       shard_dir_or_manifest: a built directory or its ``manifest.json``.
@@ -72,7 +78,13 @@ class PretrainingLoader:
       start_step: the first step to yield.
       num_epochs: stop after this many epochs (None = forever).
       verify_checksums: sha256-check every shard on open (sizes are always checked).
-      return_example_index: add ``example_index`` int64 ``[local_batch]`` (-1 for padding).
+      return_example_index: add ``example_index`` int64 ``[local_batch]`` (-1 for padding;
+        ``[local_batch, max_instances_per_row]`` when packing).
+      packing: pack several instances per row (see ``data_pipeline.packing``).
+      max_instances_per_row, max_predictions_per_row: packed row capacities (None or 0 = the
+        defaults of ``data_pipeline.packing``).
+      packing_window: instances planned together (None = max(1024, 4 * global_batch_size));
+        part of the data order, so resuming needs the same value.
     """
 
     def __init__(
@@ -93,6 +105,10 @@ class PretrainingLoader:
         num_epochs: int | None = None,
         verify_checksums: bool = True,
         return_example_index: bool = False,
+        packing: bool = False,
+        max_instances_per_row: int | None = None,
+        max_predictions_per_row: int | None = None,
+        packing_window: int | None = None,
     ):
         self.directory, self.manifest = shards.load_manifest(shard_dir_or_manifest)
         m = self.manifest
@@ -136,7 +152,26 @@ class PretrainingLoader:
         self.steps_per_epoch = (
             self.num_examples // global_batch_size if drop_remainder else -(-self.num_examples // global_batch_size)
         )
-        if self.steps_per_epoch == 0:
+        self.packing: packing_lib.PackingConfig | None = None
+        self._packed: packing_lib.PackedStream | None = None
+        self._cursor: packing_lib.Cursor | None = None
+        if packing:
+            k = max_instances_per_row or packing_lib.default_max_instances_per_row(seq)
+            self.packing = packing_lib.PackingConfig(
+                max_seq_length=seq,
+                max_instances_per_row=k,
+                max_predictions_per_row=max_predictions_per_row or packing_lib.default_max_predictions_per_row(
+                    seq, self.mask_config.masked_lm_prob, max_pred, k),
+                window_size=packing_window or max(1024, 4 * global_batch_size),
+            )
+            self.packing.validate(max_pred)
+            self._packed = packing_lib.PackedStream(
+                self._permutation, self._plan_inputs, self._instances, self.num_examples, global_batch_size,
+                (process_index * self.local_batch_size, self.local_batch_size), self.packing,
+                self.vocab.pad_id, drop_remainder, num_epochs)
+            # Rows per epoch depend on the packing; the count is known only once an epoch is planned.
+            self.steps_per_epoch = None
+        elif self.steps_per_epoch == 0:
             raise ValueError(f"{self.num_examples} examples make no full batch of {global_batch_size}; use drop_remainder=False or a smaller batch")
         self._prefetch = prefetch
         self._step = start_step
@@ -144,6 +179,8 @@ class PretrainingLoader:
         self._thread: threading.Thread | None = None
         self._queue: queue.Queue | None = None
         self._stop = threading.Event()
+        if self._packed is not None:
+            self._cursor = self._packed.seek(start_step)
 
     # --- deterministic batch construction ------------------------------------------
 
@@ -176,10 +213,8 @@ class PretrainingLoader:
                 out[n][sel] = self._shards[s][n][rows]
         return out
 
-    def batch_at(self, step: int) -> dict[str, np.ndarray]:
-        """The batch of ``step`` for this process (pure function of step and settings)."""
-        epoch = step // self.steps_per_epoch
-        idx = self.local_indices(step)
+    def _instances(self, epoch: int, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Unpacked, masked rows of global examples ``idx`` [n] (-1 = an empty row) in ``epoch``."""
         stored = ["input_ids", "attention_mask", "token_type_ids", "next_sentence_label"]
         if not self.masks_in_loader:
             stored += ["masked_lm_positions", "masked_lm_ids", "masked_lm_weights"]
@@ -193,7 +228,32 @@ class PretrainingLoader:
             masked = masking.mask_batch(batch["input_ids"], keys, self.vocab, self.mask_config)
             masked["masked_lm_weights"][~valid] = 0.0
             batch.update(masked)
-        out = {n: batch[n].astype(np.float32 if n == "masked_lm_weights" else np.int32, copy=False) for n in _FIELDS_OUT}
+        return {n: batch[n].astype(np.float32 if n == "masked_lm_weights" else np.int32, copy=False) for n in _FIELDS_OUT}
+
+    def _plan_inputs(self, epoch: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens and masked positions (an upper bound under dynamic whole-word masking) of ``idx`` [n]."""
+        if self.masks_in_loader:
+            fields = self._gather(idx, ["attention_mask", "input_ids"])
+            mask_epoch = epoch if self.dynamic_masking else 0
+            keys = masking.example_keys(masking.seed_key(self.seed, mask_epoch, 3), idx)
+            predictions = masking.num_to_mask(self.vocab.ordinary[fields["input_ids"]].sum(1), keys, self.mask_config)
+        else:
+            fields = self._gather(idx, ["attention_mask", "masked_lm_weights"])
+            predictions = (fields["masked_lm_weights"] > 0).sum(1)
+        return fields["attention_mask"].astype(np.int64).sum(1), predictions
+
+    def batch_at(self, step: int) -> dict[str, np.ndarray]:
+        """The batch of ``step`` for this process (pure function of step and settings; when packing,
+        it replays the plans from step 0, so iterate instead for a sequential read)."""
+        if self._packed is not None:
+            out = self._packed.next_batch(self._packed.seek(step), self.return_example_index)
+            if out is None:
+                raise IndexError(f"step {step} is past the last of num_epochs={self.num_epochs}")
+            return out[0]
+        epoch = step // self.steps_per_epoch
+        idx = self.local_indices(step)
+        out = self._instances(epoch, idx)
+        valid = idx >= 0
         if not self.drop_remainder:
             out["example_weight"] = valid.astype(np.float32)
         if self.return_example_index:
@@ -205,18 +265,39 @@ class PretrainingLoader:
     def _end_step(self) -> int | None:
         return None if self.num_epochs is None else self.num_epochs * self.steps_per_epoch
 
-    def _produce(self, first_step: int, q: queue.Queue, stop: threading.Event) -> None:
-        step, end = first_step, self._end_step()
+    def _position(self):
+        """The next batch's position: a step, or a ``packing.Cursor`` when packing."""
+        return self._cursor if self._packed is not None else self._step
+
+    def _set_position(self, position) -> None:
+        if self._packed is not None:
+            self._cursor = position
+        else:
+            self._step = position
+
+    def _batch_from(self, position):
+        """``(batch, position after it)``, or None past the last batch."""
+        if self._packed is not None:
+            return self._packed.next_batch(position, self.return_example_index)
+        end = self._end_step()
+        if end is not None and position >= end:
+            return None
+        return self.batch_at(position), position + 1
+
+    def _produce(self, first, q: queue.Queue, stop: threading.Event) -> None:
+        position = first
         try:
-            while not stop.is_set() and (end is None or step < end):
-                item = (step, self.batch_at(step))
+            while not stop.is_set():
+                item = self._batch_from(position)
+                if item is None:
+                    break
+                batch, position = item
                 while not stop.is_set():
                     try:
-                        q.put(item, timeout=0.1)
+                        q.put((position, batch), timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                step += 1
             if not stop.is_set():
                 q.put((None, None))
         except BaseException as err:  # surfaced to the consumer, not swallowed
@@ -226,25 +307,26 @@ class PretrainingLoader:
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
-        end = self._end_step()
-        if end is not None and self._step >= end:
-            raise StopIteration
         if self._prefetch <= 0:
-            batch = self.batch_at(self._step)
-            self._step += 1
+            item = self._batch_from(self._position())
+            if item is None:
+                raise StopIteration
+            batch, after = item
+            self._set_position(after)
             return batch
         if self._thread is None:
             self._stop = threading.Event()
             self._queue = queue.Queue(maxsize=self._prefetch)
-            self._thread = threading.Thread(target=self._produce, args=(self._step, self._queue, self._stop), daemon=True)
+            self._thread = threading.Thread(target=self._produce, args=(self._position(), self._queue, self._stop),
+                                            daemon=True)
             self._thread.start()
-        step, batch = self._queue.get()
-        if step is None:
+        after, batch = self._queue.get()
+        if after is None:
             self._shutdown()
             if isinstance(batch, BaseException):
                 raise batch
             raise StopIteration
-        self._step = step + 1
+        self._set_position(after)
         return batch
 
     def _shutdown(self) -> None:
@@ -256,15 +338,29 @@ class PretrainingLoader:
 
     # --- state ------------------------------------------------------------------------
 
+    def _packing_state(self) -> dict | None:
+        """The packing settings that determine the data order (None when not packing)."""
+        if self.packing is None:
+            return None
+        return {"max_instances_per_row": self.packing.max_instances_per_row,
+                "max_predictions_per_row": self.packing.max_predictions_per_row,
+                "window_size": self.packing.window_size}
+
     def state(self) -> dict:
-        """JSON-serialisable position: the next step to yield, and what it depends on."""
+        """JSON-serialisable position: the next step to yield, and what it depends on.
+
+        When packing, also the packed position (``window``, ``row`` of ``epoch``) and the
+        packing settings, which ``restore`` checks."""
+        common = {"seed": self.seed, "global_batch_size": self.global_batch_size, "num_examples": self.num_examples}
+        if self._packed is not None:
+            c = self._cursor
+            return {"step": c.step, "epoch": c.epoch, "window": c.window, "row": c.row,
+                    "packing": self._packing_state(), **common}
         return {
             "step": self._step,
             "epoch": self._step // self.steps_per_epoch,
             "step_in_epoch": self._step % self.steps_per_epoch,
-            "seed": self.seed,
-            "global_batch_size": self.global_batch_size,
-            "num_examples": self.num_examples,
+            **common,
         }
 
     def restore(self, state: dict) -> None:
@@ -272,8 +368,20 @@ class PretrainingLoader:
         for key in ("seed", "global_batch_size", "num_examples"):
             if key in state and state[key] != getattr(self, key):
                 raise ValueError(f"loader state has {key}={state[key]} but this loader has {getattr(self, key)}; resuming would change the data order")
+        saved = state.get("packing")
+        if saved != self._packing_state():
+            def describe(p):
+                return "no packing" if p is None else "packing " + ", ".join(f"{k}={v}" for k, v in sorted(p.items()))
+            raise ValueError(
+                f"loader state was saved with {describe(saved)} but this loader has "
+                f"{describe(self._packing_state())}; resuming would change the data order "
+                "(set data.packing / data.max_instances_per_row / data.max_predictions_per_row as in the run that saved it)")
         self._shutdown()
-        self._step = int(state["step"])
+        if self._packed is not None:
+            self._cursor = packing_lib.Cursor(int(state["step"]), int(state["epoch"]), int(state["window"]),
+                                              int(state["row"]))
+        else:
+            self._step = int(state["step"])
 
     def close(self) -> None:
         self._shutdown()

@@ -191,7 +191,8 @@ class BertSelfAttention(nn.Module):
     @nn.compact
     def __call__(self, hidden, key_mask, kv_states=None, *, deterministic=True, output_attentions=False,
                  decode=False):
-        """hidden [batch, q_len, hidden]; key_mask bool [batch, k_len] or None (True = attend);
+        """hidden [batch, q_len, hidden]; key_mask bool [batch, k_len], or [batch, q_len, k_len] for a
+        per-query mask (packed rows: block-diagonal), or None (True = attend);
         kv_states [batch, k_len, hidden] for cross-attention. Returns ([batch, q_len, hidden], probs)."""
         c = self.config
         heads, head_dim = c.num_attention_heads, c.head_dim
@@ -212,7 +213,7 @@ class BertSelfAttention(nn.Module):
             causal_mask = jnp.tril(jnp.ones((q_len, key.shape[1]), bool))
         mask = None  # [batch, 1, q_len, k_len]
         if key_mask is not None:
-            mask = key_mask[:, None, None, :].astype(bool)
+            mask = (key_mask[:, None] if key_mask.ndim == 3 else key_mask[:, None, None, :]).astype(bool)
         if causal_mask is not None:
             mask = causal_mask[None, None] if mask is None else mask & causal_mask[None, None]
 
@@ -340,14 +341,18 @@ class BertOutput(nn.Module):
 
 
 class BertPooler(nn.Module):
-    """tanh(dense(first token)) -> [batch, hidden]."""
+    """tanh(dense(first token)) -> [batch, hidden]; with ``positions`` int [batch, k], the tokens at
+    those positions (each packed instance's [CLS]) -> [batch, k, hidden]."""
 
     config: BertConfig
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
 
     @nn.compact
-    def __call__(self, hidden):
+    def __call__(self, hidden, positions=None):
         c = self.config
-        first = hidden[:, 0]
+        if positions is None:
+            first = hidden[:, 0]
+        else:
+            first = jnp.take_along_axis(hidden, positions.astype(jnp.int32)[..., None], axis=1)
         return jnp.tanh(dense(c, c.hidden_size, ("embed", None), self.dtype, self.param_dtype, "dense")(first))

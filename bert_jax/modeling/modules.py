@@ -8,6 +8,12 @@ over counted labels) and is built from ``bert_jax.losses``.
 Call: ``module.apply({"params": p}, input_ids [batch, length], attention_mask,
 token_type_ids, position_ids, deterministic=..., output_hidden_states=...,
 output_attentions=..., <labels>..., rngs={"dropout": key})``.
+
+Packed rows (several instances per row, ``data_pipeline.packing``): ``BertModule`` and
+``BertForPreTrainingModule`` also take ``segment_ids`` int [batch, length] (1..k per
+instance, 0 = padding), which limits attention to the query's own instance, and
+``position_ids`` restarting at 0 per instance; the pretraining module takes
+``next_sentence_positions`` [batch, k] to read each instance's NSP logits at its [CLS].
 """
 
 from __future__ import annotations
@@ -39,9 +45,14 @@ class BertModule(nn.Module):
     @nn.compact
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, *,
                  encoder_hidden_states=None, encoder_attention_mask=None, deterministic: bool = True,
-                 output_hidden_states: bool = False, output_attentions: bool = False, decode: bool = False):
+                 output_hidden_states: bool = False, output_attentions: bool = False, decode: bool = False,
+                 segment_ids=None, pooled_positions=None):
         """input_ids int [batch, length]; attention_mask [batch, length] (1 = token, 0 = padding;
-        [batch, cache_length] when ``decode``); encoder_hidden_states [batch, enc_length, hidden]."""
+        [batch, cache_length] when ``decode``); encoder_hidden_states [batch, enc_length, hidden].
+
+        segment_ids int [batch, length]: packed instances (1..k, 0 = padding); a token attends only
+        to the tokens of its own segment. pooled_positions int [batch, k]: the pooler reads these
+        positions (each instance's [CLS]) and ``pooler_output`` is [batch, k, hidden]."""
         if input_ids.shape[-1] > self.config.max_position_embeddings:
             # Out-of-range embedding lookups would not fail under jit; they would read garbage.
             raise ValueError(f"input length {input_ids.shape[-1]} exceeds max_position_embeddings="
@@ -53,6 +64,14 @@ class BertModule(nn.Module):
         hidden = BertEmbeddings(self.config, self.dtype, self.param_dtype, name="embeddings")(
             input_ids, token_type_ids, position_ids, deterministic)
         key_mask = None if attention_mask is None else attention_mask.astype(bool)
+        if segment_ids is not None:
+            # Block-diagonal [batch, length, length]: same segment only. Padding (segment 0) attends
+            # to padding, so no query row is fully masked (which would make its softmax degenerate).
+            same = segment_ids[:, :, None] == segment_ids[:, None, :]
+            if key_mask is not None:
+                # A real query also never sees a key the attention mask excludes.
+                same = same & (key_mask[:, None, :] | ~key_mask[:, :, None])
+            key_mask = same
         encoder_mask = None
         if encoder_hidden_states is not None:
             encoder_hidden_states = encoder_hidden_states.astype(self.dtype)
@@ -63,7 +82,7 @@ class BertModule(nn.Module):
         hidden, all_hidden, all_attn, all_cross = encoder(
             hidden, key_mask, encoder_hidden_states, encoder_mask, deterministic=deterministic,
             output_hidden_states=output_hidden_states, output_attentions=output_attentions, decode=decode)
-        pooled = BertPooler(self.config, self.dtype, self.param_dtype, name="pooler")(hidden) \
+        pooled = BertPooler(self.config, self.dtype, self.param_dtype, name="pooler")(hidden, pooled_positions) \
             if self.add_pooling_layer else None
         return O.BertModelOutput(last_hidden_state=hidden, pooler_output=pooled, hidden_states=all_hidden,
                                  attentions=all_attn, cross_attentions=all_cross)
@@ -111,14 +130,20 @@ def _mlm_loss(logits, labels, weights):
 
 class BertForPreTrainingModule(_TaskModule):
     """MLM + NSP. ``masked_lm_positions`` [batch, predictions] gathers before the MLM head;
-    ``labels`` then align with the positions (``-100`` ignored, or ``masked_lm_weights``)."""
+    ``labels`` then align with the positions (``-100`` ignored, or ``masked_lm_weights``).
+    Packed rows: ``segment_ids`` [batch, length] and ``next_sentence_positions`` [batch, k]
+    (each instance's [CLS]) give NSP logits [batch, k, 2] and ``next_sentence_label`` [batch, k]."""
 
     @nn.compact
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, *,
                  deterministic=True, output_hidden_states=False, output_attentions=False,
-                 masked_lm_positions=None, masked_lm_weights=None, labels=None, next_sentence_label=None):
+                 masked_lm_positions=None, masked_lm_weights=None, labels=None, next_sentence_label=None,
+                 segment_ids=None, next_sentence_positions=None):
+        packed = {}
+        if segment_ids is not None or next_sentence_positions is not None:
+            packed = {"segment_ids": segment_ids, "pooled_positions": next_sentence_positions}
         out, table = self._encode(True, input_ids, attention_mask, token_type_ids, position_ids, deterministic,
-                                  output_hidden_states, output_attentions)
+                                  output_hidden_states, output_attentions, **packed)
         mlm, nsp = BertPreTrainingHeads(self.config, self.dtype, self.param_dtype, name="cls")(
             _gather(out.last_hidden_state, masked_lm_positions), out.pooler_output, table)
         loss = None

@@ -5,9 +5,15 @@ Batch (from ``data_pipeline.loader.PretrainingLoader``):
   ``masked_lm_positions, masked_lm_ids`` int32 ``[batch, max_predictions]``;
   ``masked_lm_weights`` float32 ``[batch, max_predictions]`` (0 = padding);
   ``next_sentence_label`` int32 ``[batch]``.
+Packed (``packing=True``, several instances per row, ``data_pipeline.packing``): also
+  ``segment_ids, position_ids`` int32 ``[batch, length]``; ``next_sentence_positions,
+  next_sentence_label`` int32 and ``next_sentence_weight`` float32 ``[batch, max_instances]``;
+  ``max_predictions`` is then per packed row.
 
 Loss = sum(MLM cross-entropy * weight) / sum(weight)
-     + [use_nsp] * mean(NSP cross-entropy).
+     + [use_nsp] * sum(NSP cross-entropy * instance weight) / number of instances,
+both denominators over the global batch, so a packed batch's loss and gradients equal
+those of the same instances unpacked (there every row is one instance).
 The model gathers the masked positions before the vocabulary projection, so
 no ``[batch, length, vocab]`` logits are ever formed.
 """
@@ -34,19 +40,22 @@ def _cross_entropy(logits, labels):
 class PretrainingTask:
     """Args:
       module: a Flax module with the ``BertForPreTrainingModule`` call signature.
-      max_seq_length, max_predictions_per_seq: the batch layout.
+      max_seq_length, max_predictions_per_seq: the batch layout (predictions per row).
       use_nsp: add the next-sentence loss (RoBERTa-style runs turn it off).
+      packing: rows hold up to ``max_instances_per_row`` packed instances.
     """
 
     module: Any
     max_seq_length: int
     max_predictions_per_seq: int
     use_nsp: bool = True
+    packing: bool = False
+    max_instances_per_row: int = 1
 
     @property
     def batch_spec(self) -> dict[str, tuple[Any, tuple[int, ...]]]:
         seq, pred = self.max_seq_length, self.max_predictions_per_seq
-        return {
+        spec = {
             "input_ids": (np.int32, (seq,)),
             "attention_mask": (np.int32, (seq,)),
             "token_type_ids": (np.int32, (seq,)),
@@ -55,6 +64,16 @@ class PretrainingTask:
             "masked_lm_weights": (np.float32, (pred,)),
             "next_sentence_label": (np.int32, ()),
         }
+        if self.packing:
+            k = (self.max_instances_per_row,)
+            spec.update({
+                "segment_ids": (np.int32, (seq,)),
+                "position_ids": (np.int32, (seq,)),
+                "next_sentence_positions": (np.int32, k),
+                "next_sentence_label": (np.int32, k),
+                "next_sentence_weight": (np.float32, k),
+            })
+        return spec
 
     def init_params(self, rng):
         """Boxed parameters (``nn.Partitioned`` with logical axis names)."""
@@ -67,15 +86,22 @@ class PretrainingTask:
 
     def denominators(self, batch) -> dict[str, jax.Array]:
         mlm = jnp.maximum(jnp.sum(batch["masked_lm_weights"].astype(jnp.float32)), 1.0)
-        nsp = jnp.asarray(batch["next_sentence_label"].shape[0], jnp.float32)
+        if self.packing:
+            nsp = jnp.maximum(jnp.sum(batch["next_sentence_weight"].astype(jnp.float32)), 1.0)
+        else:
+            nsp = jnp.asarray(batch["next_sentence_label"].shape[0], jnp.float32)
         return {"mlm": mlm, "nsp": nsp}
 
     def loss(self, params, batch, rng, denominators, deterministic: bool = False):
         """Scalar loss (already divided by the global denominators) and metric sums."""
+        packed = {}
+        if self.packing:
+            packed = {"position_ids": batch["position_ids"], "segment_ids": batch["segment_ids"],
+                      "next_sentence_positions": batch["next_sentence_positions"]}
         out = self.module.apply(
             {"params": params}, batch["input_ids"], batch["attention_mask"],
             batch["token_type_ids"], deterministic=deterministic,
-            masked_lm_positions=batch["masked_lm_positions"], rngs={"dropout": rng})
+            masked_lm_positions=batch["masked_lm_positions"], rngs={"dropout": rng}, **packed)
         logits = out.prediction_logits  # [batch, max_predictions, vocab]
         weights = batch["masked_lm_weights"].astype(jnp.float32)
         labels = batch["masked_lm_ids"]
@@ -84,12 +110,19 @@ class PretrainingTask:
         mlm_correct = jnp.sum((jnp.argmax(logits, -1) == labels) * weights)
         loss = mlm_sum / denominators["mlm"]
         sums = {"mlm_loss": mlm_sum, "mlm_correct": mlm_correct, "mlm_weight": jnp.sum(weights)}
-        nsp_logits = out.seq_relationship_logits  # [batch, 2]
+        nsp_logits = out.seq_relationship_logits  # [batch, 2]; packed: [batch, max_instances, 2]
         nsp_labels = batch["next_sentence_label"]
         nsp_xent = _cross_entropy(nsp_logits, nsp_labels)
-        sums["nsp_loss"] = jnp.sum(nsp_xent)
-        sums["nsp_correct"] = jnp.sum(jnp.argmax(nsp_logits, -1) == nsp_labels).astype(jnp.float32)
-        sums["nsp_count"] = jnp.asarray(nsp_labels.shape[0], jnp.float32)
+        nsp_right = (jnp.argmax(nsp_logits, -1) == nsp_labels).astype(jnp.float32)
+        if self.packing:
+            nsp_weight = batch["next_sentence_weight"].astype(jnp.float32)
+            sums["nsp_loss"] = jnp.sum(nsp_xent * nsp_weight)
+            sums["nsp_correct"] = jnp.sum(nsp_right * nsp_weight)
+            sums["nsp_count"] = jnp.sum(nsp_weight)
+        else:
+            sums["nsp_loss"] = jnp.sum(nsp_xent)
+            sums["nsp_correct"] = jnp.sum(nsp_right)
+            sums["nsp_count"] = jnp.asarray(nsp_labels.shape[0], jnp.float32)
         if self.use_nsp:
             loss = loss + sums["nsp_loss"] / denominators["nsp"]
         return loss, sums
@@ -124,7 +157,10 @@ def open_loader(shard_dir: str, cfg, *, seed: int, shuffle_seed_offset: int = 0)
     loader = PretrainingLoader(shard_dir, cfg.global_batch_size, process_index=jax.process_index(),
                                process_count=jax.process_count(), seed=seed + shuffle_seed_offset,
                                dynamic_masking=cfg.data.dynamic_masking or None,
-                               prefetch=cfg.data.prefetch, drop_remainder=True)
+                               prefetch=cfg.data.prefetch, drop_remainder=True,
+                               packing=cfg.data.packing,
+                               max_instances_per_row=cfg.data.max_instances_per_row or None,
+                               max_predictions_per_row=cfg.data.max_predictions_per_row or None)
     manifest = loader.manifest
     for field in ("max_seq_length", "max_predictions_per_seq"):
         have, want = manifest.get(field), cfg.data[field]
@@ -169,8 +205,16 @@ def pretraining_job(module=None, make_loader=None):
             dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[cfg.model_dtype]
             model = BertForPreTrainingModule(model_cfg, dtype=dtype, param_dtype=jnp.float32,
                                              remat_policy=cfg.remat_policy, scan_layers=cfg.scan_layers)
-        task = PretrainingTask(model, cfg.data.max_seq_length, cfg.data.max_predictions_per_seq,
-                               use_nsp=cfg.use_nsp)
+        if cfg.data.packing:
+            layout = getattr(loader, "packing", None)
+            _require(layout is not None, "data.packing=True but the loader yields unpacked rows; open it with "
+                     "packing=True (data_pipeline.loader.PretrainingLoader) or set --config.data.packing=False.")
+            task = PretrainingTask(model, cfg.data.max_seq_length, layout.max_predictions_per_row,
+                                   use_nsp=cfg.use_nsp, packing=True,
+                                   max_instances_per_row=layout.max_instances_per_row)
+        else:
+            task = PretrainingTask(model, cfg.data.max_seq_length, cfg.data.max_predictions_per_seq,
+                                   use_nsp=cfg.use_nsp)
 
         def evaluate(context, params, step):
             eval_loader = opener(cfg.data.eval_dir, cfg, int(cfg.seed) + 1)

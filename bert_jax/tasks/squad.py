@@ -65,6 +65,19 @@ class SquadOutput:
 
 class SquadTask(registry.FinetuneTask):
     head = "question_answering"
+    field_help = {
+        "data.train_file": "official SQuAD JSON (train-v1.1.json / train-v2.0.json)",
+        "data.dev_file": "official SQuAD JSON of the dev split",
+        "data.test_file": "the same layout; answers may be absent (predict only)",
+        "data.hub_name": "'squad' / 'squad_v2': load from the datasets hub instead (needs network)",
+        "data.doc_stride": "context tokens shared by consecutive windows of a long context",
+        "data.max_query_length": "question tokens kept",
+        "data.max_answer_length": "longest predicted answer, in tokens",
+        "data.n_best_size": "start and end candidates per window in the n-best search",
+        "data.null_score_diff_threshold": "v2.0: predict no answer when null score - best span score exceeds this",
+        "data.null_threshold_file": "v2.0: a best_null_threshold.json (from evaluate on dev) whose best_f1_thresh wins",
+        "data.allow_skips": "count and skip bad questions instead of stopping",
+    }
 
     def __init__(self, name: str, version: str):
         self.name, self.version = name, version
