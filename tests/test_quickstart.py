@@ -20,7 +20,7 @@ ALLOWED = [r"^\[\d/5\] ", r"^summary$", r"^  ", r"^(reading corpus|partition|bui
 def short_quickstart(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("qs") / "run"
     res = subprocess.run([sys.executable, "-m", "bert_jax.cli", "quickstart", "--workdir", str(workdir),
-                          "--steps", "30", "--finetune-epochs", "0.2", "--no-check"], cwd=ROOT,
+                          "--steps", "30", "--finetune-steps", "10"], cwd=ROOT,
                          capture_output=True, text=True, timeout=1500, env=dict(os.environ, JAX_PLATFORMS="cpu"))
     return workdir, res
 
