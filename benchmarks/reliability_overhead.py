@@ -31,28 +31,20 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import shutil
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine as machine_info  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def emit(record: dict) -> None:
-    print(json.dumps({"cpu": cpu_model(), "cpu_count": os.cpu_count(), **record}), flush=True)
+    print(json.dumps({"cpu": machine_info.cpu_model(), "cpu_count": os.cpu_count(), **record}), flush=True)
 
 
 def _best(fn, repeats: int) -> tuple[float, object]:

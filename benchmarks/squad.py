@@ -22,33 +22,20 @@ import argparse
 import glob
 import json
 import os
-import platform
+import sys
 import tempfile
 import time
 
 import jax
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "data", "tasks", "squad_cloze")
 CONFIGS = {"small": (256, 4, 4, 1024, 16, 64), "base": (768, 12, 12, 3072, 2, 4)}  # + train batch, eval windows
 SEQ, STRIDE = 384, 128
-
-
-def cpu_model() -> str:
-    """``model name`` from /proc/cpuinfo, else the platform's processor string."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine() -> dict:
-    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "device": jax.devices()[0].device_kind}
 
 
 def windows(split: str, vocab_file: str):
