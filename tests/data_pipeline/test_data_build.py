@@ -123,10 +123,16 @@ def test_one_sentence_documents_and_long_lines_warn_and_build(tmp_path, vocab_fi
     corpus = write_corpus(tmp_path / "c.txt", [lone] + docs[6:] + [long_line + docs[1]])
     with caplog.at_level(logging.WARNING):
         manifest = build.build(make_options([corpus], vocab_file, num_shards=1), str(tmp_path / "out"))
-    assert "c.txt:1: document of one sentence" in caplog.text
-    assert "is longer than max_seq_length - 3 = 61 tokens and will be truncated" in caplog.text
-    assert manifest["shards"][0]["warnings"]["single_sentence_documents"] == 1
-    assert manifest["shards"][0]["warnings"]["long_sentences"] >= 1
+    # One warning line per kind of problem, with the count and the first locations.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    lone_lines = [w for w in warnings if "document(s) of one sentence" in w]
+    long_lines = [w for w in warnings if "longer than max_seq_length - 3 = 61 tokens are truncated" in w]
+    assert len(lone_lines) == 1 and lone_lines[0].startswith("1 document(s)") and "c.txt:1" in lone_lines[0]
+    assert len(long_lines) == 1 and "manifest.json" in long_lines[0]
+    shard = manifest["shards"][0]["warnings"]
+    assert shard["single_sentence_documents"] == 1 and shard["single_sentence_document_locations"][0].endswith("c.txt:1")
+    assert shard["long_sentences"] >= 1 and len(shard["long_sentence_locations"]) >= 1
+    assert manifest["warnings"]["long_sentences"] == shard["long_sentences"]
     for ex in data_pipeline.load_examples(str(tmp_path / "out")):
         assert ex["source_document"] != 0  # the lone sentence never forms an A segment
         assert ex["attention_mask"].sum() <= 64
