@@ -70,10 +70,15 @@ def logged_steps(workdir) -> int:
 
 
 def assert_resumed_at(result: dict, workdir, rows_before: int, checkpoint_step: int, total: int) -> None:
-    """The restarted run began at the checkpoint: ``start_step`` is its step and the rows
-    it appended are exactly steps ``checkpoint_step + 1 .. total``, each once."""
+    """The restarted run began at the checkpoint: ``start_step`` is its step, and after the
+    rows up to the checkpoint (rows the interrupted run logged past it are dropped on resume)
+    come exactly steps ``checkpoint_step + 1 .. total``, each once. ``rows_before``: rows
+    the file held before the restart (at least those up to the checkpoint)."""
     assert result["start_step"] == checkpoint_step, (result["start_step"], checkpoint_step)
-    appended = [s for s, _ in train_rows(workdir)[rows_before:]]
+    steps = [s for s, _ in train_rows(workdir)]
+    upto = [s for s in steps if s <= checkpoint_step]
+    assert upto == list(range(1, checkpoint_step + 1)) or len(upto) <= rows_before, upto
+    appended = steps[len(upto):]
     assert appended == list(range(checkpoint_step + 1, total + 1)), appended
 
 
