@@ -133,7 +133,7 @@ def finetune_defaults(task: str = "docs_section") -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict(dict(vocab_file="", lowercase=True, max_seq_length=128))
     # -1 = the shape of init_from (a scratch run must set these)
     for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                 "max_position_embeddings", "type_vocab_size"):
+                 "max_position_embeddings"):
         c.model[name] = -1
     c.model_dtype = "float32"
     c.global_batch_size = 32
