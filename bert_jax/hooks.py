@@ -179,10 +179,11 @@ class StopHook(Hook):
             from jax.experimental import multihost_utils
             flag = bool(multihost_utils.process_allgather(jnp.int32(flag)).max())
         if flag:
-            name = signal.Signals(self.signum).name if self.signum else "a stop signal on another process"
-            log.warning("%s: saving a checkpoint at step %d and stopping", name, step)
+            remote = self.signum is None
+            if remote:  # another process was signalled; stop like a preemption (exit 143)
+                self.signum = signal.SIGTERM
+            log.warning("%s: saving a checkpoint at step %d and stopping%s", signal.Signals(self.signum).name, step,
+                        " (the signal reached another process)" if remote else "")
             self.checkpoint.save_now(step, state, force=True)
             self.stopped = True
-            if self.signum is None:
-                self.signum = signal.SIGTERM
             raise StopTraining
