@@ -234,6 +234,39 @@ def test_predictions_are_identical_on_one_and_eight_devices(v1_run, vocab, tmp_p
         assert a.read() == b.read()
 
 
+@pytest.mark.slow
+def test_predictions_are_identical_on_one_and_two_processes(v1_run, vocab, tmp_path):
+    """Two processes over localhost (2 CPU devices each, the batch split over all 4) write the
+    same predictions.json, byte for byte, and the same scores as one process."""
+    import socket
+    workdir, _ = v1_run
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    for target in (one, two):
+        shutil.copytree(workdir, target, ignore=shutil.ignore_patterns("eval"))
+    assert cli.main(cli_args("evaluate", vocab, one, "1.1", "mesh_shape=(1,1,1)", "global_batch_size=24")) == 0
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    base = [sys.executable, "-m", "bert_jax.cli",
+            *cli_args("evaluate", vocab, two, "1.1", "mesh_shape=(4,1,1)", "global_batch_size=24",
+                      "distributed.initialize=yes", f"distributed.coordinator_address='localhost:{port}'",
+                      "distributed.num_processes=2")]
+    procs = [subprocess.Popen(base + [f"--config.distributed.process_id={i}"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        assert p.returncode == 0, out[-3000:]
+    r1, r2 = (load(os.path.join(w, "eval", "dev_results.json")) for w in (one, two))
+    assert r1["exact_match"] == r2["exact_match"] and r1["f1"] == r2["f1"]
+    with open(os.path.join(one, "eval", "dev", "predictions.json"), "rb") as a, \
+            open(os.path.join(two, "eval", "dev", "predictions.json"), "rb") as b:
+        assert a.read() == b.read()
+    assert sorted(load(os.path.join(two, "eval", "dev", "predictions.json"))) == \
+        sorted(question_ids(data_file("dev", "1.1")))
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
