@@ -12,11 +12,10 @@ Stages (each prints one line; rerunning resumes or skips what is already there):
   5. a summary: held-out MLM accuracy before/after beside the best context-free guess (always
      the held-out text's most frequent masked token), NSP accuracy, downstream dev metric of
      pretrained vs scratch vs majority, wall time per stage, where everything is.
-With ``--check`` the exit status is 1 when pretraining does not reach ``MLM_GUESS_RATIO`` x the
-context-free guess on held-out text, or the pretrained encoder does not beat scratch by
-``FINETUNE_MARGIN``; without it the summary reports both checks and the command exits 0. (The
-shipped recipe does not yet reach the second margin on 2 CPU cores in ten minutes: see
-docs/benchmarks.md, "quickstart".)
+The exit status is 1 when pretraining does not reach ``MLM_GUESS_RATIO`` x the context-free
+guess on held-out text, or the pretrained encoder does not beat scratch by ``FINETUNE_MARGIN`` on
+the mean over the fine-tuning seeds (``--seeds``, default three); ``--no-check`` reports the
+checks without enforcing them (for shortened runs such as ``--steps 200``).
 The measurements behind the recipe are in ``configs/pretrain/quickstart.py`` and
 docs/benchmarks.md.
 """
@@ -35,11 +34,15 @@ _ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = _ROOT / "data" / "corpus"
 PRETRAIN_CONFIG = _ROOT / "configs" / "pretrain" / "quickstart.py"
 HELD_OUT = "faq.txt"  # a whole documentation part, so evaluation text is unseen
-# The embedded downstream task: (registered task, config file, overrides, metric). docs_section
-# with 50 sentences per label: the few-label regime, where pretrained features should pay off.
-QUICKSTART_TASK = ("docs_section", "configs/finetune/docs_section.py", ["data.max_per_label=50"], "accuracy")
+# The embedded downstream task: (registered task, config file, overrides, metric). Does sentence 2
+# follow sentence 1 in the same document (data/tasks/glue_nextsent, RTE layout: 1,600 train / 250
+# dev pairs)? Word overlap alone reaches 0.656 on dev; the discourse cues beyond it are what
+# pretraining on the corpus teaches. (docs_section, the lexical task, gains nothing from this
+# much pretraining: docs/benchmarks.md, "quickstart".)
+QUICKSTART_TASK = ("rte", "configs/glue/rte.py",
+                   [f"data.data_dir={str(_ROOT / 'data' / 'tasks' / 'glue_nextsent')!r}"], "accuracy")
 MLM_GUESS_RATIO = 3.0   # held-out MLM accuracy must reach this multiple of the context-free guess
-FINETUNE_MARGIN = 0.05  # pretrained must beat scratch on the task metric by at least this
+FINETUNE_MARGIN = 0.05  # pretrained must beat scratch on the mean task metric by at least this
 
 
 def _corpus_files(corpus: pathlib.Path) -> tuple[list[str], list[str]]:
@@ -78,11 +81,18 @@ def main(argv: list[str]) -> int:
                         help="directory of BERT-format .txt files (default: the bundled corpus)")
     parser.add_argument("--vocab-size", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=0, help="pretraining steps (default: the recipe's)")
-    parser.add_argument("--finetune-steps", type=int, default=0, help="fine-tuning steps (default: 150)")
-    parser.add_argument("--seed", type=int, default=0, help="fine-tuning seed")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 unless pretraining reaches the asserted margins (see the module docstring)")
+    parser.add_argument("--finetune-steps", type=int, default=0, help="fine-tuning steps (default: 250)")
+    parser.add_argument("--seeds", default="0,1,2",
+                        help="fine-tuning seeds, comma-separated; the check compares the means")
+    parser.add_argument("--no-check", dest="check", action="store_false",
+                        help="report the margin checks but exit 0 when they are missed (for shortened runs)")
     args = parser.parse_args(argv)
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    except ValueError:
+        parser.error(f"--seeds {args.seeds!r}: give whole numbers separated by commas, e.g. --seeds 0,1,2")
+    if not seeds:
+        parser.error("--seeds: give at least one seed, e.g. --seeds 0")
 
     from bert_jax.finetuning import run_finetuning
     from bert_jax.run_config import ConfigError, load_config
@@ -154,36 +164,40 @@ def main(argv: list[str]) -> int:
         ] + [f"data.vocab_file={vocab_file!r}"]
         try:
             cfg = load_config(str(_ROOT / task_config), [
-                f"init_from={init!r}", *task_overrides, f"seed={args.seed}",
+                f"init_from={init!r}", *task_overrides, f"seeds={seeds!r}",
                 f"data.max_seq_length={pre_cfg.data.max_seq_length}", "log_every_steps=50",
                 "checkpoint.every_steps=0", *QUICKSTART_FINETUNE, *shape,
                 *([f"optim.total_steps={args.finetune_steps}"] if args.finetune_steps else [])])
             results[kind] = run_finetuning(cfg, str(out))
+            if results[kind].get("exit_code"):
+                return results[kind]["exit_code"]
         except ConfigError as e:
             print(f"bert-jax quickstart: {e}", file=sys.stderr)
             return 2
         times[f"finetune ({kind})"] = time.perf_counter() - t
-    dev = json.loads((work / "finetune_pretrained" / "eval" / "dev_results.json").read_text())
+    dev = json.loads((work / "finetune_pretrained" / f"seed_{seeds[0]}" / "eval" / "dev_results.json").read_text())
     majority = dev.get(f"baseline_majority_{metric}", dev.get("baseline_majority"))
+    means = {kind: results[kind]["summary"][metric]["mean"] for kind in results}
 
     summary = {
         "held_out_mlm_accuracy_before": before["eval/mlm_accuracy"], "held_out_mlm_accuracy_after": after["eval/mlm_accuracy"],
         "context_free_guess": guess, "held_out_nsp_accuracy_before": before["eval/nsp_accuracy"],
         "held_out_nsp_accuracy_after": after["eval/nsp_accuracy"], "task": task, "metric": metric,
-        f"dev_{metric}_pretrained": results["pretrained"]["eval"][metric],
-        f"dev_{metric}_scratch": results["scratch"]["eval"][metric], f"dev_{metric}_majority": majority,
+        "seeds": list(seeds), f"dev_{metric}_pretrained": means["pretrained"], f"dev_{metric}_scratch": means["scratch"],
+        f"dev_{metric}_majority": majority,
+        **{f"dev_{metric}_{kind}_per_seed": results[kind]["summary"][metric]["values"] for kind in results},
         "wall_s": {k: round(v, 1) for k, v in times.items()}, "total_wall_s": round(time.perf_counter() - t_all, 1),
     }
     checks = {
         f"held-out MLM accuracy >= {MLM_GUESS_RATIO:g} x the context-free guess":
             summary["held_out_mlm_accuracy_after"] >= MLM_GUESS_RATIO * guess,
-        f"pretrained beats scratch on {task} {metric} by >= {FINETUNE_MARGIN}":
+        f"pretrained beats scratch on {task} mean {metric} by >= {FINETUNE_MARGIN}":
             summary[f"dev_{metric}_pretrained"] >= summary[f"dev_{metric}_scratch"] + FINETUNE_MARGIN,
     }
     summary["checks"] = checks
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     from bert_jax.launch import write_report_quietly
-    for run in ("pretrain", "finetune_pretrained", "finetune_scratch"):
+    for run in ["pretrain"] + [f"finetune_{kind}/seed_{seed}" for kind in results for seed in seeds]:
         write_report_quietly(str(work / run))
     print(_table(summary, work))
     for what, ok in checks.items():
@@ -192,7 +206,7 @@ def main(argv: list[str]) -> int:
 
 
 # Fine-tuning overrides for the tiny encoder (the GLUE recipe's 2e-5 is for BERT-base).
-QUICKSTART_FINETUNE = ["optim.learning_rate=5e-4", "optim.total_steps=150"]
+QUICKSTART_FINETUNE = ["optim.learning_rate=5e-4", "optim.total_steps=250"]
 
 
 def _table(s: dict, work: pathlib.Path) -> str:
@@ -204,7 +218,8 @@ def _table(s: dict, work: pathlib.Path) -> str:
         ("held-out NSP accuracy", f"{s['held_out_nsp_accuracy_before']:.3f} -> {s['held_out_nsp_accuracy_after']:.3f}",
          "chance 0.5"),
         (f"{s['task']} dev {m}", f"pretrained {s[f'dev_{m}_pretrained']:.3f}",
-         f"scratch {s[f'dev_{m}_scratch']:.3f}, majority {s[f'dev_{m}_majority']:.3f}"),
+         f"scratch {s[f'dev_{m}_scratch']:.3f}, majority {s[f'dev_{m}_majority']:.3f} "
+         f"(means over seeds {','.join(map(str, s['seeds']))})"),
     ]
     lines = ["", "summary", *[f"  {a:<24} {b:<26} {c}" for a, b, c in rows], "  wall time: " + ", ".join(
         f"{k} {v:.0f}s" for k, v in s["wall_s"].items()) + f"; total {s['total_wall_s']:.0f}s",

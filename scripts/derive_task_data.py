@@ -899,6 +899,66 @@ def make_swag(splits, rng, writer, sizes=(700, 150, 150)):
     return {s: len(v) for s, v in examples.items()}
 
 
+# --------------------------------------------------------------- SST-2 layout
+SECTION_FILES = ("howto", "library")  # label 1, label 0 (the tutorial has too few dev documents)
+
+
+def make_section(splits, rng, writer, sizes=(1800, 300, 300)):
+    examples = {}
+    for split, n in zip(SPLITS, sizes):
+        rows = []
+        for label, file in ((1, SECTION_FILES[0]), (0, SECTION_FILES[1])):
+            pool = sorted({s for d in splits[split] if d.file == file for s in d.sentences if usable(s)})
+            rows += [(pool[k], label) for k in rng.choice(len(pool), n // 2, replace=False)]
+        examples[split] = [rows[k] for k in rng.permutation(len(rows))]
+    for split in ("train", "dev"):
+        writer.tsv(f"{split}.tsv", [[text, label] for text, label in examples[split]], ["sentence", "label"])
+    writer.tsv("test.tsv", [[k, text] for k, (text, _) in enumerate(examples["test"])], ["index", "sentence"])
+    writer.tsv("test_labels.tsv", [[k, label] for k, (_, label) in enumerate(examples["test"])],
+               ["index", "label"])
+
+    # Cues: length, and bag of words (the task is mostly lexical: a multinomial naive Bayes on
+    # lower-cased words, fitted on train, is the strong surface baseline a fine-tuned model is measured by).
+    tx, ty = [len(t.split()) for t, _ in examples["train"]], [lab for _, lab in examples["train"]]
+    dx, dy = [len(t.split()) for t, _ in examples["dev"]], [lab for _, lab in examples["dev"]]
+    length_acc = best_threshold_accuracy(tx, ty, dx, dy)
+    counts = {0: collections.Counter(), 1: collections.Counter()}
+    for text, label in examples["train"]:
+        counts[label].update(words_lower(text))
+    vocab = set(counts[0]) | set(counts[1])
+    totals = {lab: sum(c.values()) + len(vocab) for lab, c in counts.items()}
+
+    def nb(text):
+        score = sum(np.log((counts[1][w] + 1) / totals[1]) - np.log((counts[0][w] + 1) / totals[0])
+                    for w in words_lower(text) if w in vocab)
+        return int(score > 0)
+
+    nb_acc = float(np.mean([nb(t) == lab for t, lab in examples["dev"]]))
+    train_texts = {t for t, _ in examples["train"]}
+    assert not any(t in train_texts for split in ("dev", "test") for t, _ in examples[split])
+    writer.text("README.md", readme(
+        "glue_section: is a sentence from the Python HOWTOs or from the library reference? (SST-2 layout)",
+        "GLUE SST-2: `train.tsv`, `dev.tsv` with header `sentence\tlabel`; `test.tsv` with header "
+        "`index\tsentence`. The test labels, withheld from `test.tsv` as in GLUE, are in `test_labels.tsv` "
+        "(`index\tlabel`) for offline scoring.",
+        f"Sentences of 6-30 whitespace words, each used once, drawn without replacement from the split's "
+        f"documents of `{SECTION_FILES[0]}.txt` (label 1) and `{SECTION_FILES[1]}.txt` (label 0), half and "
+        "half, then shuffled. The sentences are unchanged.",
+        f"1 = the sentence comes from the HOWTO guides ({SECTION_FILES[0]}.txt); 0 = from the library reference "
+        f"({SECTION_FILES[1]}.txt).",
+        [("split", "examples", "label 1", "label 0")] + [
+            (s, len(examples[s]), sum(lab for _, lab in examples[s]), sum(1 - lab for _, lab in examples[s]))
+            for s in SPLITS],
+        [("predictor (fitted on train)", "accuracy"), ("majority class", "0.500"),
+         ("length threshold", f"{length_acc:.3f}"),
+         ("naive Bayes on lower-cased words (bag of words)", f"{nb_acc:.3f}")],
+        f"- Length: the best length threshold reaches {length_acc:.3f} on dev (chance 0.5).\n"
+        f"- Vocabulary *is* the main cue (the HOWTOs walk the reader through a topic; the library reference "
+        f"describes functions and parameters): a bag-of-words naive Bayes reaches {nb_acc:.3f}. The "
+        "set checks that single-sentence classification learns; it is not a test of sentiment.\n"))
+    return {s: len(v) for s, v in examples.items()}
+
+
 # --------------------------------------------------------------------- main
 SETS = (
     ("glue_acceptability", make_acceptability),
@@ -907,6 +967,7 @@ SETS = (
     ("squad_cloze", make_squad),
     ("conll_docs", make_conll),
     ("swag_next", make_swag),
+    ("glue_section", make_section),  # appended last: each set's RNG stream is fixed by its position
 )
 
 

@@ -20,7 +20,7 @@ ALLOWED = [r"^\[\d/5\] ", r"^summary$", r"^  ", r"^(reading corpus|partition|bui
 def short_quickstart(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("qs") / "run"
     res = subprocess.run([sys.executable, "-m", "bert_jax.cli", "quickstart", "--workdir", str(workdir),
-                          "--steps", "30", "--finetune-steps", "10"], cwd=ROOT,
+                          "--steps", "30", "--finetune-steps", "10", "--seeds", "0", "--no-check"], cwd=ROOT,
                          capture_output=True, text=True, timeout=1500, env=dict(os.environ, JAX_PLATFORMS="cpu"))
     return workdir, res
 
@@ -44,12 +44,29 @@ def test_quickstart_summary_agrees_with_the_runs(short_quickstart):
     assert summary["held_out_mlm_accuracy_before"] == evals[0]["eval/mlm_accuracy"]
     assert summary["held_out_mlm_accuracy_after"] == evals[-1]["eval/mlm_accuracy"]
     metric = summary["metric"]
+    assert summary["seeds"] == [0]
     for kind in ("pretrained", "scratch"):
-        dev = json.loads((workdir / f"finetune_{kind}" / "eval" / "dev_results.json").read_text())
-        assert summary[f"dev_{metric}_{kind}"] == dev[metric]
+        dev = json.loads((workdir / f"finetune_{kind}" / "seed_0" / "eval" / "dev_results.json").read_text())
+        assert summary[f"dev_{metric}_{kind}"] == dev[metric] == summary[f"dev_{metric}_{kind}_per_seed"][0]
+    # The margin checks are reported (and not enforced under --no-check).
+    assert set(summary["checks"].values()) <= {True, False} and len(summary["checks"]) == 2
     printed = res.stdout
     assert f"{summary['held_out_mlm_accuracy_after']:.3f}" in printed
     assert f"context-free guess {summary['context_free_guess']:.3f}" in printed
     assert 0 < summary["context_free_guess"] < 0.2
-    for run in ("pretrain", "finetune_pretrained", "finetune_scratch"):
+    for run in ("pretrain", "finetune_pretrained/seed_0", "finetune_scratch/seed_0"):
         assert (workdir / run / "report.html").is_file()
+
+
+def test_quickstart_exits_1_when_a_margin_is_missed(short_quickstart):
+    """Without --no-check the command asserts its margins: 30 pretraining steps cannot reach 3x
+    the context-free guess, so the rerun (which resumes the finished runs, so it is quick) exits 1
+    and names the missed check."""
+    workdir, _ = short_quickstart
+    res = subprocess.run([sys.executable, "-m", "bert_jax.cli", "quickstart", "--workdir", str(workdir),
+                          "--steps", "30", "--finetune-steps", "10", "--seeds", "0"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=1500, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert "MISSED held-out MLM accuracy >= 3 x the context-free guess" in res.stdout
+    assert json.loads((workdir / "summary.json").read_text())["checks"][
+        "held-out MLM accuracy >= 3 x the context-free guess"] is False

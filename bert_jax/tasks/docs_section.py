@@ -20,6 +20,7 @@ class DocsSection(registry.FinetuneTask):
                   "data.labels": "label names = corpus file names without .txt",
                   "data.dev_percent": "share of documents held out for dev",
                   "data.max_per_label": "cap on sentences per label and split (0 = all)",
+                  "data.max_train_per_label": "further cap on train sentences per label (0 = none); dev keeps all",
                   "data.balance": "cap every label at the smallest label's count (baseline 1 / num_labels)"}
 
     def config_defaults(self, c):
@@ -27,6 +28,7 @@ class DocsSection(registry.FinetuneTask):
         c.data.labels = ("tutorial", "library", "reference", "whatsnew")
         c.data.dev_percent = 15
         c.data.max_per_label = 0
+        c.data.max_train_per_label = 0
         c.data.balance = True
 
     def label_names(self, cfg):
@@ -40,6 +42,7 @@ class DocsSection(registry.FinetuneTask):
             raise ValueError(f"docs_section has the splits train and dev, not {split!r}.")
         data = tcd.docs_section_splits(cfg.data.corpus_dir, tuple(cfg.data.labels),
                                        dev_percent=cfg.data.dev_percent, max_per_label=cfg.data.max_per_label,
+                                       max_train_per_label=cfg.data.max_train_per_label,
                                        balance=cfg.data.balance, seed=int(cfg.seed))[split]
         arrays = tcd.encode(data, tokenizer, cfg.data.max_seq_length)
         return registry.Split(split, arrays, examples=list(zip(data.texts, data.labels.tolist())),

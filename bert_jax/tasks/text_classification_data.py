@@ -56,7 +56,8 @@ def _is_dev(label: str, doc_index: int, dev_percent: int) -> bool:
 
 
 def docs_section_splits(corpus_dir: str, label_names: tuple[str, ...], *, dev_percent: int = 15,
-                        max_per_label: int = 0, balance: bool = True, seed: int = 0) -> dict[str, LabelledText]:
+                        max_per_label: int = 0, max_train_per_label: int = 0, balance: bool = True,
+                        seed: int = 0) -> dict[str, LabelledText]:
     """``{"train": ..., "dev": ...}`` from ``corpus_dir/<label>.txt``.
 
     Args:
@@ -64,6 +65,8 @@ def docs_section_splits(corpus_dir: str, label_names: tuple[str, ...], *, dev_pe
       label_names: file stems to use, e.g. ``("tutorial", "library", "reference", "whatsnew")``.
       dev_percent: share of *documents* (not sentences) held out for dev.
       max_per_label: cap on sentences per label and split (0 = no cap).
+      max_train_per_label: a further cap on train only (0 = none): the few-label regime
+        with every dev sentence kept, so dev scores are less noisy.
       balance: also cap every label at the smallest label's count in each split, so
         the majority-class baseline is 1 / num_labels.
       seed: which sentences a cap keeps (a seeded random subset, the same in every
@@ -92,8 +95,9 @@ def docs_section_splits(corpus_dir: str, label_names: tuple[str, ...], *, dev_pe
             rows[split].append(items)
     for split, per_label in rows.items():
         cap = min(len(items) for items in per_label) if balance else None
-        if max_per_label:
-            cap = min(cap or max_per_label, max_per_label)
+        for limit in (max_per_label, max_train_per_label if split == "train" else 0):
+            if limit:
+                cap = min(cap or limit, limit)
         kept = []
         for label, items in enumerate(per_label):
             if cap and len(items) > cap:

@@ -15,6 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TINY = os.path.join(ROOT, "configs", "pretrain", "tiny.py")
+QUICKSTART = os.path.join(ROOT, "configs", "pretrain", "quickstart.py")
 DOCS = os.path.join(ROOT, "configs", "finetune", "docs_section.py")
 CORPUS_DIR = os.path.join(ROOT, "data", "corpus")
 CORPUS = sorted(glob.glob(os.path.join(CORPUS_DIR, "*.txt")))
