@@ -42,7 +42,7 @@ HELD_OUT = "faq.txt"  # a whole documentation part, so evaluation text is unseen
 QUICKSTART_TASK = ("rte", "configs/glue/rte.py",
                    [f"data.data_dir={str(_ROOT / 'data' / 'tasks' / 'glue_nextsent')!r}"], "accuracy")
 MLM_GUESS_RATIO = 3.0   # held-out MLM accuracy must reach this multiple of the context-free guess
-FINETUNE_MARGIN = 0.05  # pretrained must beat scratch on the mean task metric by at least this
+FINETUNE_MARGIN = 0.03  # pretrained must beat scratch on the mean task metric by at least this
 
 
 def _corpus_files(corpus: pathlib.Path) -> tuple[list[str], list[str]]:
@@ -206,7 +206,7 @@ def main(argv: list[str]) -> int:
 
 
 # Fine-tuning overrides for the tiny encoder (the GLUE recipe's 2e-5 is for BERT-base).
-QUICKSTART_FINETUNE = ["optim.learning_rate=5e-4", "optim.total_steps=250"]
+QUICKSTART_FINETUNE = ["optim.learning_rate=2e-4", "optim.total_steps=250"]
 
 
 def _table(s: dict, work: pathlib.Path) -> str:
