@@ -5,10 +5,11 @@ regression task -- by a margin asserted here; then ``evaluate --split test`` wri
 submission file and it parses back.
 
 Measured from this session fixture's pretraining (dev sizes 300 / 250 / 240): glue_section
-(SST-2 layout) accuracy 0.703, glue_nextsent (RTE layout) 0.548 and 0.560 (seed 0, two
-pretraining runs; the quickstart's own run gave 0.600-0.616 over 3 seeds, scratch 0.448-0.500),
-glue_similarity (STS-B layout) Pearson 0.46. The RTE-layout margin is the thin one, so that task
-is fine-tuned with three seeds and their mean is asserted.
+(SST-2 layout) accuracy 0.703; glue_similarity (STS-B layout) Pearson 0.46; glue_nextsent (RTE
+layout) 0.548 and 0.560 at lr 5e-4 (seed 0, two pretraining runs), and at lr 2e-4 (used here)
+means of 0.573-0.601 over 3 seeds on three quickstart pretraining runs (scratch 0.488-0.492) and
+0.548 (0.540, 0.552, 0.552) on this fixture's. The RTE-layout margin is the thin one, so that task
+is fine-tuned with three seeds and their mean asserted above 0.52.
 """
 
 import csv
@@ -23,24 +24,26 @@ from train_helpers import ROOT  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-# task config, derived set, metric, its baseline value, asserted margin, epochs
+# task config, derived set, metric, its baseline value, asserted margin, epochs, learning rate
 CASES = {
-    "sst2": ("glue_section", "accuracy", 0.5, 0.12, 5),
-    "rte": ("glue_nextsent", "accuracy", 0.5, 0.03, 5),
-    "stsb": ("glue_similarity", "pearson", 0.0, 0.25, 10),
+    "sst2": ("glue_section", "accuracy", 0.5, 0.12, 5, 5e-4),
+    # The quickstart's rate: at 5e-4 this task's result swings with the pretraining run
+    # (docs/benchmarks.md, "Quickstart").
+    "rte": ("glue_nextsent", "accuracy", 0.5, 0.02, 5, 2e-4),
+    "stsb": ("glue_similarity", "pearson", 0.0, 0.25, 10, 5e-4),
 }
 
 
 def overrides(init_from, task):
-    data, _, _, _, epochs = CASES[task]
+    data, _, _, _, epochs, lr = CASES[task]
     return [f"init_from={init_from!r}", f"data.data_dir={os.path.join(ROOT, 'data', 'tasks', data)!r}",
-            "data.max_seq_length=64", "optim.learning_rate=5e-4", f"num_epochs={epochs}",
+            "data.max_seq_length=64", f"optim.learning_rate={lr}", f"num_epochs={epochs}",
             "checkpoint.every_steps=0", "log_every_steps=100"]
 
 
 @pytest.mark.parametrize("task", sorted(CASES))
 def test_pretrained_tiny_model_beats_the_task_baseline(quickstart_pretrained, task, tmp_path):
-    data, metric, baseline, margin, _ = CASES[task]
+    data, metric, baseline, margin, _, _ = CASES[task]
     config_file = os.path.join(ROOT, "configs", "glue", f"{task}.py")
     workdir = str(tmp_path / task)
     seeds = ["seeds=(0,1,2)"] if task == "rte" else []
