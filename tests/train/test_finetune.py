@@ -203,6 +203,15 @@ def test_docs_section_splits_by_document_and_balances_labels():
     assert unbalanced["dev"].info["num_documents"] / n_docs == pytest.approx(0.15, abs=0.03)
 
 
+def test_max_train_per_label_caps_train_and_keeps_every_dev_sentence():
+    full = tcd.docs_section_splits(CORPUS_DIR, LABELS, dev_percent=15)
+    few = tcd.docs_section_splits(CORPUS_DIR, LABELS, dev_percent=15, max_train_per_label=50)
+    assert np.bincount(few["train"].labels, minlength=4).tolist() == [50] * 4
+    every = tcd.docs_section_splits(CORPUS_DIR, LABELS, dev_percent=15, balance=False)
+    assert set(few["train"].texts) <= set(every["train"].texts)
+    assert few["dev"].texts == full["dev"].texts  # dev untouched: scores are not sampling noise
+
+
 def _toy_arrays(n):
     rng = np.random.default_rng(0)
     return {"input_ids": rng.integers(0, 50, (n, 8)).astype(np.int32), "attention_mask": np.ones((n, 8), np.int32),
