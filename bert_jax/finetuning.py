@@ -114,6 +114,33 @@ def _load_splits(cfg, task_def, names, tokenizer):
     return out
 
 
+def _train_loader(cfg, arrays, split_info, hosts):
+    """The training split's loader, bucketed by length when ``data.bucket_lengths`` is set, and the
+    training data's padding fraction (recorded under ``info["train"]["padding"]`` and logged): at
+    ``max_seq_length`` and, when bucketed, as the first epoch's batches compute it."""
+    from bert_jax.tasks import bucketing
+    from bert_jax.tasks.arrays import ArrayLoader
+    buckets = tuple(cfg.data.get("bucket_lengths", ()))
+    common = dict(seed=int(cfg.seed), manifest=split_info, **hosts)
+    if not buckets:
+        loader, padding = ArrayLoader(arrays, cfg.global_batch_size, **common), {}
+        if "attention_mask" in arrays:
+            fraction = bucketing.padding_fraction(arrays["attention_mask"])
+            padding = {"at_max_seq_length": round(fraction, 4)}
+            log.info("training data: %.1f%% of positions are padding at data.max_seq_length=%d "
+                     "(data.bucket_lengths=(): not bucketed)", 100 * fraction, cfg.data.max_seq_length)
+        return loader, padding
+    loader = bucketing.BucketedArrayLoader(arrays, cfg.global_batch_size, bucket_lengths=buckets,
+                                           group_batches=cfg.data.bucket_group_batches, **common)
+    report = loader.padding_report(0)
+    log.info("training data: %.1f%% of positions are padding at data.max_seq_length=%d, %.1f%% in length-"
+             "bucketed batches (data.bucket_lengths=%s, data.bucket_group_batches=%d; epoch 0 batches per "
+             "length: %s)", 100 * report["at_max_seq_length"], cfg.data.max_seq_length, 100 * report["bucketed"],
+             tuple(report["bucket_lengths"]), report["bucket_group_batches"],
+             ", ".join(f"{k}: {v}" for k, v in report["batches_per_length"].items()))
+    return loader, report
+
+
 def finetune_job(cfg, params_key, *, resuming: bool, train: bool = True, eval_split: str | None = None):
     """The fine-tuning ``TrainingJob`` of a ``finetune_defaults`` config.
 
@@ -129,10 +156,12 @@ def finetune_job(cfg, params_key, *, resuming: bool, train: bool = True, eval_sp
     import jax
     from bert_jax import partitioning
     from bert_jax.tasks import TrainingJob
-    from bert_jax.tasks.arrays import ArrayLoader
     from bert_jax.tasks.heads import MODULE_CLASSES, build_head_task
 
     task_def = registry.get(cfg.task)
+    if train:  # before any data is read
+        from bert_jax.tasks.bucketing import check_head
+        check_head(cfg.task, task_def.head, cfg.data.get("bucket_lengths", ()))
     if not cfg.init_from:
         raise ValueError("init_from is empty: pass --config.init_from=PRETRAIN_WORKDIR_OR_MODEL_DIR "
                          "(or init_from=scratch for a randomly initialised baseline).")
@@ -149,8 +178,8 @@ def finetune_job(cfg, params_key, *, resuming: bool, train: bool = True, eval_sp
     total_steps, loader = None, None
     if train_split is not None:
         arrays = {k: train_split.arrays[k] for k in head.batch_spec if k in train_split.arrays}
-        loader = ArrayLoader(arrays, cfg.global_batch_size, seed=int(cfg.seed), manifest=train_split.info, **hosts)
-        info["train"] = train_split.info
+        loader, padding = _train_loader(cfg, arrays, train_split.info, hosts)
+        info["train"] = {**train_split.info, **({"padding": padding} if padding else {})}
         if cfg.optim.total_steps <= 0:
             total_steps = max(1, math.ceil(cfg.num_epochs * loader.steps_per_epoch))
     for split in eval_splits:

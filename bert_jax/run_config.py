@@ -117,6 +117,8 @@ def finetune_defaults(task: str = "docs_section") -> ml_collections.ConfigDict:
       data.vocab_file          "" = the vocabulary that came with init_from
       data.lowercase           tokenizer lower-casing (uncased vocabularies)
       data.max_seq_length      tokens per example (truncated / padded)
+      data.bucket_lengths, data.bucket_group_batches  length-bucketed training batches
+                               (bert_jax.tasks.bucketing; () = off)
       model.<shape fields>     -1 = the shape of ``init_from`` (vocab_size, hidden_size, layers, heads, ...)
       data.*                   the task's own fields (see its module's ``config_defaults``)
     ``init_from`` is required ("scratch" = a randomly initialised encoder); the workdir's own
@@ -131,6 +133,10 @@ def finetune_defaults(task: str = "docs_section") -> ml_collections.ConfigDict:
     c.num_epochs = 3.0
     c.eval_split = "dev"
     c.data = ml_collections.ConfigDict(dict(vocab_file="", lowercase=True, max_seq_length=128))
+    # off by default: bucketing changes the batch composition, the steps per epoch (every example
+    # once) and the dropout masks, so a run's results change when it is turned on
+    c.data.bucket_lengths = ()
+    c.data.bucket_group_batches = 16
     # -1 = the shape of init_from (a scratch run must set these)
     for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                  "max_position_embeddings"):
@@ -299,4 +305,8 @@ FIELD_HELP = {
     "eval_split": "split evaluated during and after fine-tuning",
     "data.vocab_file": "'' = the vocabulary that came with init_from",
     "data.lowercase": "lower-case text (uncased vocabularies)",
+    "data.bucket_lengths": "training batches cut to the smallest of these lengths that holds their longest row, "
+                           "rows grouped by length (() = off; max_seq_length is always the last bucket); "
+                           "sequence classification / regression and multiple choice only (docs/tasks.md)",
+    "data.bucket_group_batches": "bucketing: global batches per length-sorted chunk of the shuffled epoch",
 }

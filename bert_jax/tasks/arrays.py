@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 IGNORE_LABEL = -100
+# loader settings that change the batch order (``ArrayLoader.order``), checked on restore
+ORDER_FIELDS = ("bucket_lengths", "bucket_group_batches")
 
 
 class ArrayLoader:
@@ -66,14 +68,18 @@ class ArrayLoader:
     def batch_at(self, step: int) -> dict[str, np.ndarray]:
         """This process's rows of global batch ``step`` (counted over epochs)."""
         epoch, s = divmod(step, self.steps_per_epoch)
-        idx = self._permutation(epoch)[s * self.batch:(s + 1) * self.batch]
+        return self.rows(self._permutation(epoch)[s * self.batch:(s + 1) * self.batch])
+
+    def rows(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """This process's share of the global batch made of rows ``idx`` (``<= B`` indices; the
+        rest of the ``B`` are padding rows: present for the shapes, counted nowhere)."""
         local = self.batch // self.process_count
         rows = np.full((self.batch,), -1, np.int64)
         rows[:len(idx)] = idx
         rows = rows[self.process_index * local:(self.process_index + 1) * local]
         real = rows >= 0
         out = {k: v[np.where(real, rows, 0)] for k, v in self.arrays.items()}
-        if not real.all():  # padding rows: present for the shapes, counted nowhere
+        if not real.all():
             out["row_weight"] = np.where(real, out["row_weight"], 0).astype(np.float32)
             out["row_id"] = np.where(real, out["row_id"], -1).astype(np.int32)
             for name in ("labels", "start_positions", "end_positions"):
@@ -89,13 +95,26 @@ class ArrayLoader:
             self._step += 1
             yield batch
 
+    def order(self) -> dict:
+        """What besides the seed decides the batch order (a bucketed loader's settings); a saved
+        position only resumes exactly under the same."""
+        return {}
+
     def state(self) -> dict:
         """The next step to yield (JSON-serialisable)."""
-        return {"step": self._step, "seed": self.seed, "num_examples": self.num_examples}
+        return {"step": self._step, "seed": self.seed, "num_examples": self.num_examples, **self.order()}
 
     def restore(self, state: dict) -> None:
         if state.get("num_examples", self.num_examples) != self.num_examples:
             raise ValueError(f"the saved loader position is for {state['num_examples']} examples but the "
                              f"data now has {self.num_examples}; the data set changed since the checkpoint "
                              "(check data.* in the config), or use a new --workdir.")
+        saved = {k: state[k] for k in ORDER_FIELDS if k in state}
+        if saved != self.order():
+            def describe(order):
+                return ", ".join(f"data.{k}={tuple(v) if isinstance(v, list) else v}" for k, v in order.items()) \
+                    or "data.bucket_lengths=() (no bucketing)"
+            raise ValueError(f"the saved loader position was taken with {describe(saved)} but the config now has "
+                             f"{describe(self.order())}, which orders the batches differently; set the same to "
+                             "resume exactly, or use a new --workdir.")
         self._step = int(state["step"])
