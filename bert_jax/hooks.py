@@ -51,17 +51,19 @@ class MetricsHook(Hook):
     Args:
       writer: ``bert_jax.metrics.MetricWriter``.
       throughput: ``bert_jax.metrics.Throughput`` (ticked every step, read at log steps).
+      seq_length: returns the positions per row of the step just run (None: the full length).
       every: log interval; the last step (``total_steps``) is always logged.
     """
 
-    def __init__(self, writer, throughput, every: int, total_steps: int):
+    def __init__(self, writer, throughput, every: int, total_steps: int, seq_length=lambda: None):
         self.writer, self.throughput, self.every, self.total = writer, throughput, every, total_steps
+        self.seq_length = seq_length
         self.pending: list[tuple[int, dict]] = []  # (step, metrics), device or host values
         self.last: dict[str, float] = {}
 
     def __call__(self, step, state, metrics):
         self.pending.append((step, metrics))
-        self.throughput.tick()
+        self.throughput.tick(self.seq_length())
         self.writer.advance(step)
         if self.due(step) or step == self.total:
             self.write(step)

@@ -244,10 +244,12 @@ class GlobalBatches:
     position after the most recent batch (saved with that step's checkpoint).
 
     ``keys``: the arrays the step reads (others the loader yields, e.g. ``row_id``, are dropped).
+    ``seq_length``: positions per row of the most recent batch (``input_ids``' last axis), which
+    length-bucketed loaders vary from batch to batch.
     """
 
     def __init__(self, loader, mesh, keys=None):
-        self.loader, self.mesh, self.position = loader, mesh, None
+        self.loader, self.mesh, self.position, self.seq_length = loader, mesh, None, None
         self.keys = None if keys is None else tuple(keys)
 
     def __iter__(self):
@@ -256,6 +258,8 @@ class GlobalBatches:
             for local in self.loader:
                 produced = True
                 self.position = self.loader.state()
+                if "input_ids" in local:
+                    self.seq_length = int(local["input_ids"].shape[-1])
                 if self.keys is not None:
                     local = {k: local[k] for k in self.keys}
                 yield partitioning.make_global_batch(local, self.mesh)

@@ -250,7 +250,8 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     writer = MetricWriter(workdir, total, start_step)
     peak = cfg.peak_flops_per_device or flops.peak_flops_per_device(jax.devices()[0].device_kind)
     throughput = Throughput(gbs, task.max_seq_length, task.flops_per_example(model_cfg) * gbs,
-                            jax.device_count(), peak)
+                            jax.device_count(), peak,
+                            flops_at=lambda seq: task.flops_per_example(model_cfg, seq) * gbs)
     batches = train.GlobalBatches(loader, mesh, keys=task.batch_spec)
 
     def save(step, state, force):
@@ -261,7 +262,8 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         writer.write(step, values, prefix="eval")
         return values
 
-    metrics_hook = hooks_lib.MetricsHook(writer, throughput, cfg.log_every_steps, total)
+    metrics_hook = hooks_lib.MetricsHook(writer, throughput, cfg.log_every_steps, total,
+                                         seq_length=lambda: batches.seq_length)
     ckpt_hook = hooks_lib.CheckpointHook(save, metrics_hook.verify, cfg.checkpoint.every_steps, latest)
     stop_hook = hooks_lib.StopHook(ckpt_hook, cfg.stop_check_every_steps or cfg.log_every_steps)
     eval_hook = hooks_lib.EvalHook(evaluate, cfg.eval_every_steps if job.evaluate else 0,

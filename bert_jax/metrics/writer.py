@@ -116,26 +116,38 @@ class MetricWriter:
 
 
 class Throughput:
-    """Step time, sequences/s, tokens/s and MFU over a logging interval."""
+    """Step time, sequences/s, tokens/s and MFU over a logging interval.
+
+    ``flops_per_step`` is for rows of ``seq_length`` positions. When batches are shorter (length-
+    bucketed fine-tuning), ``tick(seq_length)`` says so and ``flops_at(seq_length)`` gives that
+    step's FLOPs, so tokens/s and MFU count the positions actually computed.
+    """
 
     def __init__(self, global_batch_size: int, seq_length: int, flops_per_step: float,
-                 num_devices: int, peak_flops_per_device: float | None):
+                 num_devices: int, peak_flops_per_device: float | None, flops_at=None):
         self.batch, self.seq = global_batch_size, seq_length
         self.flops, self.devices, self.peak = flops_per_step, num_devices, peak_flops_per_device
-        self._t0, self._steps = time.perf_counter(), 0
+        self.flops_at = flops_at
+        self._t0, self._steps, self._tokens, self._flops = time.perf_counter(), 0, 0, 0.0
 
-    def tick(self) -> None:
+    def tick(self, seq_length: int | None = None) -> None:
+        seq = self.seq if seq_length is None else int(seq_length)
         self._steps += 1
+        self._tokens += self.batch * seq
+        self._flops += self.flops if seq == self.seq or self.flops_at is None else self.flops_at(seq)
 
     def read(self) -> dict[str, float]:
         """Figures since the last ``read`` (call after the metrics were fetched,
         so the device work of the interval is complete)."""
         now = time.perf_counter()
-        dt = (now - self._t0) / max(self._steps, 1)
-        self._t0, self._steps = now, 0
-        out = {"step_time_s": dt, "seq_per_s": self.batch / dt, "tokens_per_s": self.batch * self.seq / dt}
+        elapsed = max(now - self._t0, 1e-12)
+        if not self._steps:  # nothing ticked: count the interval as one full-length step
+            self.tick()
+        dt = elapsed / self._steps
+        out = {"step_time_s": dt, "seq_per_s": self.batch / dt, "tokens_per_s": self._tokens / elapsed}
         if self.peak:
-            out["mfu"] = self.flops / dt / (self.devices * self.peak)
+            out["mfu"] = self._flops / elapsed / (self.devices * self.peak)
+        self._t0, self._steps, self._tokens, self._flops = now, 0, 0, 0.0
         return out
 
 

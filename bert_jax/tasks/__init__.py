@@ -10,7 +10,8 @@ A loop-facing task object (``PretrainingTask``, ``bert_jax.tasks.heads.HeadTask`
     batch, so gradients accumulated over microbatches equal one big step;
   * ``loss(params, batch, rng, denominators, deterministic)`` -> ``(loss, sums)``;
   * ``metrics_from_sums(sums)`` -> named scalar metrics;
-  * ``flops_per_example(model_config)`` -> training FLOPs of one example (for MFU);
+  * ``flops_per_example(model_config, seq_length=None)`` -> training FLOPs of one example (for MFU;
+    ``seq_length`` below ``max_seq_length`` for a length-bucketed batch);
   * ``max_seq_length``; optionally ``predict(params, batch)`` and ``predict_spec``.
 
 Fine-tuning tasks (GLUE, docs_section, ...) are registered plug-ins: see

@@ -145,12 +145,13 @@ class HeadTask:
             result = {"logits": out.logits.astype(jnp.float32)}
         return {**result, "row_id": batch["row_id"]}
 
-    def flops_per_example(self, config) -> float:
-        """Model FLOPs (forward + backward) for one row; see ``bert_jax.flops``."""
+    def flops_per_example(self, config, seq_length: int | None = None) -> float:
+        """Model FLOPs (forward + backward) for one row of ``seq_length`` positions (default
+        ``max_seq_length``); see ``bert_jax.flops``."""
         from bert_jax.flops import bert_pretraining_flops
         # With no masked predictions the pretraining count is the encoder + pooler + a 2-way head.
         rows = max(self.num_choices, 1)
-        return rows * bert_pretraining_flops(config, self.max_seq_length, 0)
+        return rows * bert_pretraining_flops(config, seq_length or self.max_seq_length, 0)
 
 
 def build_head_task(head: str, model_cfg, cfg, *, num_labels: int, num_choices: int = 0) -> HeadTask:

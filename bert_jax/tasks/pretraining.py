@@ -137,10 +137,11 @@ class PretrainingTask:
             "nsp_accuracy": sums["nsp_correct"] / nsp_n,
         }
 
-    def flops_per_example(self, config) -> float:
-        """Model FLOPs (forward + backward) for one example; see ``bert_jax.flops``."""
+    def flops_per_example(self, config, seq_length: int | None = None) -> float:
+        """Model FLOPs (forward + backward) for one example of ``seq_length`` positions (default
+        ``max_seq_length``); see ``bert_jax.flops``."""
         from bert_jax.flops import bert_pretraining_flops
-        return bert_pretraining_flops(config, self.max_seq_length, self.max_predictions_per_seq)
+        return bert_pretraining_flops(config, seq_length or self.max_seq_length, self.max_predictions_per_seq)
 
 
 def _require(ok: bool, message: str) -> None:

@@ -265,6 +265,20 @@ def test_jitted_train_step_takes_cut_batches(tiny):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
+def test_throughput_counts_the_positions_and_flops_of_each_step(monkeypatch):
+    """Bucketed steps are shorter: tokens/s and MFU count what each step computed."""
+    from bert_jax.metrics import writer
+    clock = iter([0.0, 2.0, 3.0])
+    monkeypatch.setattr(writer.time, "perf_counter", lambda: next(clock))
+    t = writer.Throughput(4, 128, 1000.0, 1, 100.0, flops_at=lambda seq: 1000.0 * seq / 128)
+    t.tick(32), t.tick(128)  # 2 steps in 2 s: 4 * (32 + 128) positions, 250 + 1000 FLOPs
+    out = t.read()
+    assert out["seq_per_s"] == pytest.approx(4.0) and out["tokens_per_s"] == pytest.approx(320.0)
+    assert out["mfu"] == pytest.approx(1250.0 / 2 / 100)
+    t.tick()  # no length given: the full length
+    assert t.read()["tokens_per_s"] == pytest.approx(512.0)
+
+
 # ----------------------------------------------------------------------------- end to end
 
 
@@ -298,6 +312,9 @@ def test_bucketed_finetuning_trains_and_records_the_padding_fraction(tmp_path, c
     assert len(lines) == 1 and f"{100 * padding['bucketed']:.1f}%" in lines[0]
     rows_logged = [json.loads(x) for x in open(workdir / "metrics.jsonl") if '"train/loss"' in x]
     assert rows_logged and all(np.isfinite(r["train/loss"]) for r in rows_logged)
+    # tokens/s counts the positions computed: fewer than 64 per row once batches are cut
+    per_row = [r["train/tokens_per_s"] / r["train/seq_per_s"] for r in rows_logged]
+    assert all(16 <= x < 64 for x in per_row), per_row
     assert json.load(open(workdir / "eval" / "dev_results.json"))["num_examples"] == 300
 
 
