@@ -13,8 +13,8 @@ Sets (layout mimicked in brackets; each directory gets a README.md with sizes an
   glue_acceptability [CoLA]    real sentence (1) vs. the same sentence with its word order corrupted (0)
   glue_nextsent      [RTE]     sentence2 follows sentence1 in its document, or comes from another one
   glue_similarity    [STS-B]   sentence2 = sentence1 with a fraction r of its words replaced; score 5(1-r)
-  squad_cloze        [SQuAD]   a sentence of the paragraph with an answer span blanked out (v2.0: plus
-                               blanked sentences of other documents, unanswerable)
+  squad_cloze        [SQuAD]   a sentence of the paragraph with an answer span blanked out, cut to 3 words
+                               either side of the gap (v2.0: plus such cuts of other documents, unanswerable)
   conll_docs         [CoNLL-2003] rule-derived CODE / KW / VER / NUM entities in IOB2
   swag_next          [SWAG]    the continuation of a sentence's successor vs. three other real endings
 
@@ -534,17 +534,28 @@ def squad_f1(prediction: str, truth: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def make_squad(splits, rng, writer, contexts=(200, 45), per_context=4, impossible_per_context=2,
-               max_sentences=8):
+def cloze_question(sentence: str, a: int, b: int, side: int) -> str:
+    """``sentence`` with ``[a, b)`` replaced by ``BLANK``, cut to the ``side`` words on either side of
+    the gap (an exact slice of the sentence, so the question's two parts occur in it as they are)."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(sentence)]
+    left = [w for w in words if w[1] <= a][-side:]
+    right = [w for w in words if w[0] >= b][:side]
+    start = left[0][0] if left else a
+    end = right[-1][1] if right else b
+    return sentence[start:a] + BLANK + sentence[b:end]
+
+
+def make_squad(splits, rng, writer, contexts=(2000, 150), v2_train_contexts=500, per_context=3,
+               impossible_per_context=2, max_sentences=3, side=3):
     out = {}
     stats = {}
     for split, n in zip(("train", "dev"), contexts):
         docs = [d for d in splits[split]
                 if 3 <= len(d.sentences) and all(s and "\t" not in s for s in d.sentences[:max_sentences])]
-        chosen = [docs[k] for k in rng.choice(len(docs), n, replace=False)]
+        chosen = [docs[k] for k in rng.choice(len(docs), min(n, len(docs)), replace=False)]
         other_sentences = [(d.name, s) for d in splits[split] for s in d.sentences if usable(s, 6, 40)]
         articles_v1, articles_v2 = [], []
-        for doc in chosen:
+        for number, doc in enumerate(chosen):
             sentences = doc.sentences[:max_sentences]
             context = " ".join(sentences)
             offsets = np.cumsum([0] + [len(s) + 1 for s in sentences])
@@ -557,22 +568,26 @@ def make_squad(splits, rng, writer, contexts=(200, 45), per_context=4, impossibl
                 start = int(offsets[k]) + a
                 answer = sentence[a:b]
                 assert context[start:start + len(answer)] == answer
-                question = sentence[:a] + BLANK + sentence[b:]
                 qid = hashlib.sha1(f"{doc.name}:{k}:{a}:{b}".encode()).hexdigest()[:24]
-                qas.append({"answers": [{"answer_start": start, "text": answer}], "question": question,
-                            "id": qid})
+                qas.append({"answers": [{"answer_start": start, "text": answer}],
+                            "question": cloze_question(sentence, a, b, side), "id": qid})
+            title = f"{doc.file} {doc.index}"
+            articles_v1.append({"title": title, "paragraphs": [{"context": context, "qas": qas}]})
+            if split == "train" and number >= v2_train_contexts:
+                continue
             impossible = []
             while len(impossible) < impossible_per_context:
                 name, sentence = other_sentences[rng.integers(len(other_sentences))]
                 spans = answer_spans(sentence)
-                if name == doc.name or not spans or sentence in context:
+                if name == doc.name or not spans:
                     continue
                 a, b = spans[rng.integers(len(spans))]
+                question = cloze_question(sentence, a, b, side)
+                before, after = question.split(BLANK)
+                if re.search(re.escape(before) + ".+?" + re.escape(after), context):
+                    continue  # its two parts occur in this context around some span: answerable here
                 qid = hashlib.sha1(f"{doc.name}:impossible:{name}:{sentence}:{a}".encode()).hexdigest()[:24]
-                impossible.append({"question": sentence[:a] + BLANK + sentence[b:], "id": qid,
-                                   "answers": [], "is_impossible": True})
-            title = f"{doc.file} {doc.index}"
-            articles_v1.append({"title": title, "paragraphs": [{"context": context, "qas": qas}]})
+                impossible.append({"question": question, "id": qid, "answers": [], "is_impossible": True})
             v2 = [{**q, "is_impossible": False} for q in qas] + impossible
             v2 = [v2[j] for j in rng.permutation(len(v2))]
             articles_v2.append({"title": title, "paragraphs": [{"context": context, "qas": v2}]})
@@ -581,47 +596,57 @@ def make_squad(splits, rng, writer, contexts=(200, 45), per_context=4, impossibl
         writer.json(f"{split}-v2.0.json", {"version": "v2.0", "data": articles_v2})
 
         # Baselines over this split: the first sentence / first three words of the context.
-        first_f1, first3_f1, first_v2, noans_v2, words = [], [], [], [], []
-        for art in articles_v2:
+        first_f1, first3_f1, first_v2, noans_v2, words, qwords = [], [], [], [], [], []
+        for art in articles_v1:
             para = art["paragraphs"][0]
             context = para["context"]
             words.append(len(context.split()))
             first = context[:context.find(". ") + 1] if ". " in context else context
             first3 = " ".join(context.split()[:3])
             for q in para["qas"]:
+                first_f1.append(squad_f1(first, q["answers"][0]["text"]))
+                first3_f1.append(squad_f1(first3, q["answers"][0]["text"]))
+                qwords.append(len(q["question"].split()))
+        for art in articles_v2:
+            para = art["paragraphs"][0]
+            context = para["context"]
+            first = context[:context.find(". ") + 1] if ". " in context else context
+            for q in para["qas"]:
                 gold = q["answers"][0]["text"] if q["answers"] else ""
-                if q["answers"]:
-                    first_f1.append(squad_f1(first, gold))
-                    first3_f1.append(squad_f1(first3, gold))
                 first_v2.append(squad_f1(first, gold))
                 noans_v2.append(float(gold == ""))
-        stats[split] = dict(contexts=len(articles_v1), v1=sum(len(a["paragraphs"][0]["qas"]) for a in articles_v1),
+        stats[split] = dict(contexts=len(articles_v1), v2_contexts=len(articles_v2),
+                            v1=sum(len(a["paragraphs"][0]["qas"]) for a in articles_v1),
                             v2=sum(len(a["paragraphs"][0]["qas"]) for a in articles_v2),
                             first=np.mean(first_f1), first3=np.mean(first3_f1), first_v2=np.mean(first_v2),
-                            noans=np.mean(noans_v2), long=sum(w > 128 for w in words),
-                            mean_words=np.mean(words))
-    dev = stats["dev"]
+                            noans=np.mean(noans_v2), long=sum(w > 48 for w in words),
+                            mean_words=np.mean(words), mean_qwords=np.mean(qwords))
+    dev, train = stats["dev"], stats["train"]
     writer.text("README.md", readme(
         "squad_cloze: find the blanked span of a sentence in its paragraph (SQuAD v1.1 / v2.0 layout)",
         "SQuAD JSON: `train-v1.1.json`, `dev-v1.1.json` (`{\"version\", \"data\": [{\"title\", \"paragraphs\": "
         "[{\"context\", \"qas\": [{\"id\", \"question\", \"answers\": [{\"text\", \"answer_start\"}]}]}]}]}`); "
         "`train-v2.0.json`, `dev-v2.0.json` add `is_impossible` to every question (`answers: []` when true). "
         "There is no test split, as in SQuAD.",
-        "One article per document: the context is the document's first (up to) 8 sentences joined by single "
-        "spaces (mean "
-        f"{dev['mean_words']:.0f} words on dev; {stats['train']['long']} train and {dev['long']} dev contexts "
-        "have more than 128 words, so they need several windows). Up to 4 questions per context: a sentence "
-        "of 6-40 words of the context with an answer span replaced by `____`. The span is 1-3 consecutive words "
-        "(edge punctuation stripped) whose first and last words are not stop words and have 3+ characters; the "
-        "answer is that span at its exact character offset (`context[answer_start:][:len(text)] == text`, "
-        "checked). One gold answer per question: the blanked occurrence (other occurrences of the same text "
-        "score the same under the official text-based metric). v2.0 adds 2 unanswerable questions per context: "
-        "a sentence of another document of the same split, blanked the same way (`plausible_answers` are not "
-        "given). v1.1 and v2.0 share the contexts and answerable question ids.",
-        "answer = the text removed from the question; v2.0: `is_impossible` = the question's sentence is not "
-        "in the context.",
-        [("split", "contexts", "v1.1 questions", "v2.0 questions")] + [
-            (s, stats[s]["contexts"], stats[s]["v1"], stats[s]["v2"]) for s in ("train", "dev")],
+        f"One article per document: the context is the document's first {max_sentences} sentences joined by "
+        f"single spaces (mean {dev['mean_words']:.0f} words on dev; {train['long']} train and {dev['long']} dev "
+        "contexts have more than 48 words, so at 64 tokens per window they need several). Up to "
+        f"{per_context} questions per context: a sentence of 6-40 words of the context with an answer span "
+        f"replaced by `____`, cut to the {side} words on either side of the gap (an exact slice of the sentence; "
+        f"mean {dev['mean_qwords']:.1f} words on dev). The span is 1-3 consecutive words (edge punctuation "
+        "stripped) whose first and last words are not stop words and have 3+ characters; the answer is that "
+        "span at its exact character offset (`context[answer_start:][:len(text)] == text`, checked). One gold "
+        "answer per question: the blanked occurrence (other occurrences of the same text score the same under "
+        f"the official text-based metric). v2.0 adds {impossible_per_context} unanswerable questions per context: "
+        "a sentence of another document of the same split, blanked and cut the same way, kept only when its two "
+        "parts do not occur in the context around any span (`plausible_answers` are not given). v2.0 shares "
+        f"v1.1's contexts and answerable question ids: all of dev's, the first {v2_train_contexts} of train's "
+        "(to keep the files small; v1.1 train has every context).",
+        "answer = the text removed from the question; v2.0: `is_impossible` = the question comes from another "
+        "document.",
+        [("split", "contexts (v1.1 / v2.0)", "v1.1 questions", "v2.0 questions")] + [
+            (s, f"{stats[s]['contexts']} / {stats[s]['v2_contexts']}", stats[s]["v1"], stats[s]["v2"])
+            for s in ("train", "dev")],
         [("predictor", "F1 (official normalisation)"),
          ("v1.1: always the context's first sentence", f"{100 * dev['first']:.1f}"),
          ("v1.1: always the context's first 3 words", f"{100 * dev['first3']:.1f}"),
@@ -629,11 +654,11 @@ def make_squad(splits, rng, writer, contexts=(200, 45), per_context=4, impossibl
          ("v2.0: always no answer", f"{100 * dev['noans']:.1f}")],
         "- Position: the blanked sentence is any sentence of the context, so 'the first sentence' scores "
         f"{100 * dev['first']:.1f} F1.\n"
-        "- The question is the context sentence with a gap: matching it against the context locates the "
-        "sentence; the model must then return exactly the missing words, which needs the alignment of the "
-        "words on both sides of the gap.\n"
-        "- v2.0: an unanswerable question's sentence never occurs in its context (checked); it comes from "
-        "any other document of the same split, so a topic mismatch often, but not always, gives it away.\n"))
+        "- The question is a slice of a context sentence with a gap: matching its words on either side of the "
+        "gap against the context locates the answer, which needs the alignment of those words, not their "
+        "meaning.\n"
+        "- v2.0: an unanswerable question comes from any other document of the same split, so a topic "
+        "mismatch often, but not always, gives it away.\n"))
     return {s: (stats[s]["v1"], stats[s]["v2"]) for s in ("train", "dev")}
 
 
