@@ -35,6 +35,35 @@ LOGICAL_AXES = {
 # ("embed", None): sharding both sides of a [hidden, hidden] matrix would force
 # an all-gather per call and the matrix is small.
 
+class Dropout(nn.Module):
+    """Inverted dropout whose mask costs half of ``flax.linen.Dropout``'s random bits.
+
+    ``nn.Dropout`` draws one 32-bit word per element (``random.bernoulli``); here each 32-bit word
+    gives two 16-bit draws, compared with ``round(rate * 65536)`` (the rate is exact to 1/65,536)
+    and kept values are scaled by the inverse of the exact keep probability, so the expectation is
+    unchanged. On a 2-core CPU the masks of a tiny BERT step take half the time (17 -> 8.6 ms per
+    step for hidden 128, seq 64, batch 32; docs/benchmarks.md). Leading axes keep their shape, so a
+    batch-sharded activation draws its bits sharded.
+    """
+
+    rate: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+        if deterministic or self.rate == 0.0:
+            return x
+        if self.rate >= 1.0:
+            return jnp.zeros_like(x)
+        threshold = round(self.rate * 65536)
+        last = x.shape[-1]
+        words = jax.random.bits(self.make_rng("dropout"), x.shape[:-1] + ((last + 1) // 2,), jnp.uint32)
+        halves = jax.lax.bitcast_convert_type(words, jnp.uint16)  # [..., ceil(last / 2), 2]
+        draws = halves.reshape(x.shape[:-1] + (-1,))[..., :last]
+        keep = draws >= threshold
+        scale = jnp.asarray(65536 / (65536 - threshold), x.dtype)
+        return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
+
+
 ACTIVATIONS = {
     "gelu": functools.partial(jax.nn.gelu, approximate=False),  # torch's exact erf GELU
     "gelu_new": functools.partial(jax.nn.gelu, approximate=True),
@@ -176,7 +205,7 @@ class BertEmbeddings(nn.Module):
         # Same summation order as the PyTorch reference (words + types, then positions).
         hidden = (words + types) + positions
         hidden = layer_norm(c, self.dtype, self.param_dtype)(hidden)
-        hidden = nn.Dropout(c.hidden_dropout_prob)(hidden, deterministic=deterministic)
+        hidden = Dropout(c.hidden_dropout_prob)(hidden, deterministic=deterministic)
         return nn.with_logical_constraint(hidden, ("batch", "length", "embed"))
 
 
@@ -225,7 +254,7 @@ class BertSelfAttention(nn.Module):
                 # Add the dtype's minimum, as the PyTorch reference does.
                 scores = scores + jnp.where(mask, 0.0, jnp.finfo(scores.dtype).min).astype(scores.dtype)
             probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(self.dtype)
-            dropped = nn.Dropout(dropout_rate)(probs, deterministic=deterministic)
+            dropped = Dropout(dropout_rate)(probs, deterministic=deterministic)
             context = einsum("bhqk,bkhd->bqhd", dropped, value, self.dtype)
         else:
             probs = None
@@ -335,7 +364,7 @@ class BertOutput(nn.Module):
     def __call__(self, inputs, residual, deterministic=True):
         c = self.config
         hidden = dense(c, c.hidden_size, (self.in_axis, "embed"), self.dtype, self.param_dtype, "dense")(inputs)
-        hidden = nn.Dropout(c.hidden_dropout_prob)(hidden, deterministic=deterministic)
+        hidden = Dropout(c.hidden_dropout_prob)(hidden, deterministic=deterministic)
         hidden = layer_norm(c, self.dtype, self.param_dtype)(hidden + residual)
         return nn.with_logical_constraint(hidden, ("batch", "length", "embed"))
 

@@ -29,7 +29,7 @@ from bert_jax.config import BertConfig
 from bert_jax.modeling import outputs as O
 from bert_jax.modeling.heads import BertOnlyMLMHead, BertOnlyNSPHead, BertPreTrainingHeads
 from bert_jax.modeling.encoder import BertEncoder
-from bert_jax.modeling.layers import BertEmbeddings, BertPooler, Dtype, dense, unboxed
+from bert_jax.modeling.layers import BertEmbeddings, BertPooler, Dropout, Dtype, dense, unboxed
 
 
 class BertModule(nn.Module):
@@ -112,7 +112,7 @@ class _TaskModule(nn.Module):
     def _dropout(self, x, deterministic):
         c = self.config
         rate = c.classifier_dropout if c.classifier_dropout is not None else c.hidden_dropout_prob
-        return nn.Dropout(rate)(x, deterministic=deterministic)
+        return Dropout(rate)(x, deterministic=deterministic)
 
 
 def _gather(hidden, positions):

@@ -102,6 +102,32 @@ def test_dropout_is_on_only_in_training(model, make_batch):
         model(ids, train=True)
 
 
+@pytest.mark.parametrize("rate,shape", [(0.1, (64, 33, 129)), (0.5, (4, 1000)), (0.013, (300, 257))])
+def test_dropout_drops_at_its_rate_and_keeps_the_expectation(rate, shape):
+    """The packed 16-bit mask: the dropped fraction is the rate within 4 binomial standard
+    deviations, every element is independent of its neighbours (odd last axes included),
+    survivors are scaled so the mean is unchanged, and eval mode is the identity."""
+    from bert_jax.modeling.layers import Dropout
+    x = jnp.ones(shape, jnp.float32)
+    layer = Dropout(rate)
+    y = np.asarray(layer.apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(0)}))
+    n = y.size
+    dropped = float((y == 0).mean())
+    assert abs(dropped - rate) < 4 * np.sqrt(rate * (1 - rate) / n), dropped
+    kept = y[y != 0]
+    assert np.allclose(kept, kept[0]) and abs(kept[0] * (1 - rate) - 1) < 1e-4
+    # the two halves of each 32-bit word are independent draws: P(both dropped) = rate^2
+    pairs = (y.reshape(-1)[: n // 2 * 2].reshape(-1, 2) == 0)
+    both = float(pairs.all(axis=1).mean())
+    assert abs(both - rate ** 2) < 4 * np.sqrt(rate ** 2 * (1 - rate ** 2) / len(pairs)) + 1e-9, both
+    assert abs(float(np.mean(np.asarray(layer.apply({}, x * 3.0, deterministic=False,
+                                                     rngs={"dropout": jax.random.key(1)})))) - 3.0) \
+        < 4 * 3.0 * np.sqrt(rate / (1 - rate) / n)
+    other = np.asarray(layer.apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(1)}))
+    assert not np.array_equal(other == 0, y == 0)
+    np.testing.assert_array_equal(layer.apply({}, x, deterministic=True), x)
+
+
 def test_lm_head_model_requires_a_decoder_config(tiny_kwargs):
     with pytest.raises(ValueError, match="is_decoder=True"):
         BertLMHeadModel(BertConfig(**tiny_kwargs))
