@@ -5,11 +5,13 @@ regression task -- by a margin asserted here; then ``evaluate --split test`` wri
 submission file and it parses back.
 
 Measured from this session fixture's pretraining (dev sizes 300 / 250 / 240): glue_section
-(SST-2 layout) accuracy 0.703; glue_similarity (STS-B layout) Pearson 0.46; glue_nextsent (RTE
-layout) 0.548 and 0.560 at lr 5e-4 (seed 0, two pretraining runs), and at lr 2e-4 (used here)
-means of 0.573-0.601 over 3 seeds on three quickstart pretraining runs (scratch 0.488-0.492) and
-0.548 (0.540, 0.552, 0.552) on this fixture's. The RTE-layout margin is the thin one, so that task
-is fine-tuned with three seeds and their mean asserted above 0.52.
+(SST-2 layout) accuracy 0.703, and 0.657 on a later run (seed 0; bert_jax's own dropout masks by
+then); glue_similarity (STS-B layout) Pearson 0.46 / 0.548; glue_nextsent (RTE layout) 0.548 and
+0.560 at lr 5e-4 (seed 0, two pretraining runs), and at lr 2e-4 (used here) means of 0.573-0.601
+over 3 seeds on three quickstart pretraining runs (scratch 0.488-0.492) and 0.548 (0.540, 0.552,
+0.552) / 0.645 (0.632, 0.656, 0.648) on this fixture's. The classification margins swing with the
+pretraining run and the fine-tuning seed, so both classification tasks are fine-tuned with three
+seeds and their mean asserted.
 """
 
 import csv
@@ -46,7 +48,7 @@ def test_pretrained_tiny_model_beats_the_task_baseline(quickstart_pretrained, ta
     data, metric, baseline, margin, _, _ = CASES[task]
     config_file = os.path.join(ROOT, "configs", "glue", f"{task}.py")
     workdir = str(tmp_path / task)
-    seeds = ["seeds=(0,1,2)"] if task == "rte" else []
+    seeds = ["seeds=(0,1,2)"] if task in ("rte", "sst2") else []
     result = launch.run_finetuning(launch.load_config(
         config_file, overrides(quickstart_pretrained["workdir"], task) + seeds), workdir)
     if seeds:  # the mean over seeds; the submission below comes from seed 0's run
