@@ -85,8 +85,10 @@ def test_without_nsp_the_loss_is_the_mlm_loss(run, plain):
 
 def test_microbatches_with_dropout(run, plain):
     """num_microbatches=2 with dropout 0.1: finite, and the training trajectory differs from
-    the dropout-free run (measured: by 1e-3 relative from step 2), by a few percent at most."""
+    the dropout-free run (measured: by 1e-3 and 4.3e-4 relative at most over the steps, with
+    flax's dropout masks and with bert_jax's), by a few percent at most."""
     got, want = column(run("num_microbatches=2")), column(plain)
     assert got == pytest.approx(want, rel=5e-2), (got, want)
-    # at init dropout moves the loss by only ~2e-5; the updates it changes move it ~1e-3 by step 2
-    assert max(abs(g - w) / w for g, w in zip(got, want)) > 5e-4, (got, want)
+    # at init dropout moves the loss by only ~2e-5, the updates it changes ~5e-4 by step 4;
+    # microbatching alone (no dropout) matches the plain run within 1e-5 (the tests above)
+    assert max(abs(g - w) / w for g, w in zip(got, want)) > 1e-4, (got, want)
