@@ -22,6 +22,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from machine import machine  # noqa: E402
 
 
 def _run(cmd: list[str]) -> list[dict]:
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
         for dtype, seq_per_s in best_ours.items():
             print(json.dumps({"benchmark": "speedup_vs_hf_flax", "config": name, "dtype": dtype,
                               "rounds": args.rounds, "bert_jax_seq_per_s": seq_per_s,
-                              "hf_flax_seq_per_s": best_ref, "speedup": round(seq_per_s / best_ref, 3)}),
+                              "hf_flax_seq_per_s": best_ref, "speedup": round(seq_per_s / best_ref, 3), **machine()}),
                   flush=True)
     return 0
 

@@ -33,6 +33,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORPUS = sorted(glob.glob(str(ROOT / "data" / "corpus" / "*.txt")))
 ORIGINAL_INSTANCES_PER_S = 2500
@@ -128,13 +131,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         vocab = make_vocab(tmp)
         one = make_corpus(tempfile.mkdtemp(dir=tmp), 1)
-        print(json.dumps(run_case("1x", one, vocab, 4, 1, tmp, args.repeats)), flush=True)
+        print(json.dumps(run_case("1x", one, vocab, 4, 1, tmp, args.repeats) | machine()), flush=True)
         if args.quick:
             return
         ten = make_corpus(tempfile.mkdtemp(dir=tmp), 10)
-        print(json.dumps(run_case("10x", ten, vocab, 40, 1, tmp, args.repeats)), flush=True)
-        print(json.dumps(run_case("10x, 1x shard count", ten, vocab, 4, 1, tmp, args.repeats)), flush=True)
-        print(json.dumps(run_case("10x, 2 workers", ten, vocab, 40, 2, tmp, args.repeats)), flush=True)
+        print(json.dumps(run_case("10x", ten, vocab, 40, 1, tmp, args.repeats) | machine()), flush=True)
+        print(json.dumps(run_case("10x, 1x shard count", ten, vocab, 4, 1, tmp, args.repeats) | machine()), flush=True)
+        print(json.dumps(run_case("10x, 2 workers", ten, vocab, 40, 2, tmp, args.repeats) | machine()), flush=True)
 
 
 if __name__ == "__main__":

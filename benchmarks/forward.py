@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 
 import jax
@@ -22,6 +24,9 @@ import numpy as np
 
 from bert_jax.config import BertConfig
 from bert_jax.modeling import BertModel
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine  # noqa: E402
 
 SIZES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, vocab_size=99),
@@ -71,7 +76,7 @@ def main(argv=None) -> None:
         if size not in SIZES:
             parser.error(f"unknown config {size!r}; choose from {', '.join(SIZES)}")
         print(json.dumps(run(size, args.batch_size, args.seq_len, args.dtype, args.min_seconds, args.min_iters,
-                             args.scan_layers)),
+                             args.scan_layers) | machine()),
               flush=True)
 
 

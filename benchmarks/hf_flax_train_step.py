@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine  # noqa: E402
 
 CONFIGS = {"small": (256, 4, 4, 1024, 32), "base": (768, 12, 12, 3072, 8)}
 SEQ, PRED, VOCAB = 128, 20, 30522
@@ -109,7 +114,7 @@ def main(argv=None) -> int:
             "own_tflops_per_step": round(f_own / 1e12, 4), "mfu_own_flops_vs_fp32_matmul": round(f_own / step_s / peak, 4),
             "fp32_matmul_peak_gflops": round(peak / 1e9, 1), "compile_s": round(compile_s, 1),
             "loss": float(loss), "versions": {"jax": jax.__version__, "transformers": __import__("transformers").__version__,
-                                               "flax": __import__("flax").__version__}}), flush=True)
+                                               "flax": __import__("flax").__version__}, **machine()}), flush=True)
     return 0
 
 

@@ -29,6 +29,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import machine  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BATCH, SEQ = 256, 128
 
@@ -108,9 +111,9 @@ def main() -> None:
         print(json.dumps({
             "benchmark": "loader", "impl": names[kind], "batch": [BATCH, SEQ],
             "sequences_per_s": round(med[kind]), "runs": [round(r["sequences_per_s"]) for r in results[kind]],
-            "peak_rss_mib": round(max(r["peak_rss_mib"] for r in results[kind])),
+            "peak_rss_mib": round(max(r["peak_rss_mib"] for r in results[kind])), **machine(),
         }))
-    print(json.dumps({"benchmark": "loader", "ratio_ours_over_hf": round(med["ours"] / med["hf"], 2)}))
+    print(json.dumps({"benchmark": "loader", "ratio_ours_over_hf": round(med["ours"] / med["hf"], 2), **machine()}))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Owns:
     LAMB -> learning rate. Gradient accumulation is not an optimizer concern
     here: ``bert_jax.train`` scans over microbatches and calls ``update`` once.
   * ``validate_optim_config(cfg)``: range checks of every field, naming the bad ones.
+  * ``global_norm(tree)``, ``clip_by_global_norm(max_norm)``.
 
 ``cfg`` is any mapping / attribute object with the fields of the ``optim``
 block of a pretraining config (see ``configs/pretrain/tiny.py``).
@@ -151,8 +152,33 @@ def make_optimizer(cfg: Any, params_for_mask=None) -> optax.GradientTransformati
         raise ValueError(f"optim.name={name!r} is not known; use 'adamw' or 'lamb'.")
     clip = float(_get(cfg, "clip_grad_norm", 1.0) or 0.0)
     if clip > 0:
-        opt = optax.chain(optax.clip_by_global_norm(clip), opt)
+        opt = optax.chain(clip_by_global_norm(clip), opt)
     return opt
+
+
+def global_norm(tree) -> jax.Array:
+    """L2 norm over every leaf of ``tree``, in float32."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree_util.tree_leaves(tree)))
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """``optax.clip_by_global_norm`` as one scalar factor, ``max_norm / max(norm, max_norm)``.
+
+    Same result (1.0 exactly when the norm is below ``max_norm``; the last bit may differ when
+    clipping) and the same empty state, so checkpoints restore either way. optax divides
+    every element by the norm, and XLA will not copy a division into both of Adam's moment
+    updates, so it writes a clipped copy of every gradient: an extra pass over the parameters
+    (67 ms of a 3 s BERT-base step on a 2-core CPU). A multiply by a scalar fuses into them.
+    The norm is ``global_norm``, the same computation ``train_step`` logs as ``grad_norm``,
+    so XLA computes it once.
+    """
+
+    def update_fn(updates, state, params=None):
+        del params
+        scale = max_norm / jnp.maximum(global_norm(updates), max_norm)
+        return jax.tree_util.tree_map(lambda t: t * scale.astype(t.dtype), updates), state
+
+    return optax.GradientTransformation(optax.init_empty_state, update_fn)
 
 
 # field -> (kind, default, valid range in words, test). ``None`` as default: required.

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding
 
-from bert_jax import partitioning
+from bert_jax import optim, partitioning
 
 
 @flax.struct.dataclass
@@ -141,11 +141,6 @@ def _split_microbatches(batch, n: int, mesh: Mesh | None):
     return jax.tree_util.tree_map(split, batch)
 
 
-def _global_norm(tree) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32)))
-                        for x in jax.tree_util.tree_leaves(tree)))
-
-
 def train_step(state: TrainState, batch, *, task, tx, schedule, num_microbatches: int = 1,
                mesh: Mesh | None = None):
     """One optimizer step on ``batch`` (``[global_batch, ...]`` arrays).
@@ -177,8 +172,8 @@ def train_step(state: TrainState, batch, *, task, tx, schedule, num_microbatches
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {"loss": loss, **task.metrics_from_sums(sums),
-               "learning_rate": schedule(state.step), "grad_norm": _global_norm(grads),
-               "param_norm": _global_norm(params)}
+               "learning_rate": schedule(state.step), "grad_norm": optim.global_norm(grads),
+               "param_norm": optim.global_norm(params)}
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     return new_state, metrics
 

@@ -128,6 +128,26 @@ def test_dropout_drops_at_its_rate_and_keeps_the_expectation(rate, shape):
     np.testing.assert_array_equal(layer.apply({}, x, deterministic=True), x)
 
 
+def test_dropout_hash_is_jax_threefry_and_draws_are_keyed_by_position():
+    """The unrolled hash is bit-identical to jax.random's threefry; a [4, 6, 10] mask's draws
+    are the first 10 of a [4, 6, 12] mask's (both use the same 4 x 6 x 3 position counters),
+    and a mask needing 2**32 counters is refused. Masks under 1 vs 8 devices: test_sharding."""
+    from jax.extend.random import threefry_2x32
+    from bert_jax.modeling.layers import threefry2x32, uniform_16bit
+    key = jnp.asarray([0x12345678, 0x9ABCDEF0], jnp.uint32)
+    counters = jnp.arange(1000, dtype=jnp.uint32)
+    hi, lo = threefry2x32(key[0], key[1], counters, counters + 7)
+    expected = threefry_2x32(key, jnp.concatenate([counters, counters + 7]))
+    np.testing.assert_array_equal(np.concatenate([hi, lo]), expected)
+    draws = np.asarray(uniform_16bit(jax.random.key(3), (4, 6, 10)))
+    # counters cover 3 groups of four along the last axis; the last group's final two are unused
+    wide = np.asarray(uniform_16bit(jax.random.key(3), (4, 6, 12)))
+    np.testing.assert_array_equal(draws, wide[..., :10])
+    assert len(np.unique(draws)) > 0.99 * draws.size  # 240 draws from 65,536 values
+    with pytest.raises(ValueError, match="2\\*\\*32"):
+        uniform_16bit(jax.random.key(0), (2 ** 20, 2 ** 14))
+
+
 def test_lm_head_model_requires_a_decoder_config(tiny_kwargs):
     with pytest.raises(ValueError, match="is_decoder=True"):
         BertLMHeadModel(BertConfig(**tiny_kwargs))

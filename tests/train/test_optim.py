@@ -125,3 +125,24 @@ def test_schedules():
     assert abs(float(poly(mid)) - 6e-3 * np.sqrt(1 - (mid - warm) / (7038 - warm))) < 1e-7
     with pytest.raises(ValueError, match="schedule"):
         optim.make_schedule(dict(learning_rate=1.0, total_steps=10, warmup_steps=1, schedule="cosine"))
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_clip_by_global_norm_matches_optax_and_keeps_its_state(max_norm):
+    """The scalar-factor clip (fuses into Adam's moment updates) gives optax's result, bit-exact
+    when not clipping, and the same state tree, so checkpoints restore across the change."""
+    rng = np.random.default_rng(2)
+    grads = jax.tree_util.tree_map(lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float32), _tree(rng))
+    ours, theirs = optim.clip_by_global_norm(max_norm), optax.clip_by_global_norm(max_norm)
+    got, got_state = ours.update(grads, ours.init(grads))
+    want, want_state = theirs.update(grads, theirs.init(grads))
+    assert jax.tree_util.tree_structure(got_state) == jax.tree_util.tree_structure(want_state)
+    clipped = float(optax.global_norm(grads)) > max_norm
+    assert clipped == (max_norm == 0.5)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        if clipped:
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(a, b)
+    if clipped:
+        np.testing.assert_allclose(float(optim.global_norm(got)), max_norm, rtol=1e-6)
