@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from bert_jax.config import BertConfig
-from bert_jax.modeling.layers import ACTIVATIONS, Dtype, dense, einsum, layer_norm
+from bert_jax.modeling.layers import ACTIVATIONS, Dtype, add_vocab_bias, dense, einsum, layer_norm
 
 
 class BertPredictionHeadTransform(nn.Module):
@@ -48,7 +48,7 @@ class BertLMPredictionHead(nn.Module):
                            use_bias=False)(hidden)
         bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("vocab",)),
                           (c.vocab_size,), self.param_dtype)
-        return logits + jnp.asarray(bias, self.dtype)
+        return add_vocab_bias(logits, jnp.asarray(bias, logits.dtype))
 
 
 class BertOnlyMLMHead(nn.Module):

@@ -81,6 +81,30 @@ def uniform_16bit(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return halves.reshape(shape[:-1] + (-1,))[..., : shape[-1]]
 
 
+@jax.custom_vjp
+def add_vocab_bias(logits: jax.Array, bias: jax.Array) -> jax.Array:
+    """``logits [..., vocab] + bias [vocab]`` (same dtype), whose bias gradient is a matvec.
+
+    Autodiff sums the cotangent over the leading axes with a reduce, which XLA's CPU backend
+    runs ~12x slower than ``ones @ cotangent`` at a 30,522-wide vocabulary (40 vs 3.2 ms for
+    [640, 30522]; 4% of a small-model train step). Same sum, other order.
+    """
+    return logits + bias
+
+
+def _add_vocab_bias_fwd(logits, bias):
+    return logits + bias, None
+
+
+def _add_vocab_bias_bwd(_, g):
+    flat = g.reshape(-1, g.shape[-1])  # a 2-D matvec: a dot over several axes is slow again
+    ones = jnp.ones((flat.shape[0],), g.dtype)
+    return g, jax.lax.dot(ones, flat, preferred_element_type=jnp.float32).astype(g.dtype)
+
+
+add_vocab_bias.defvjp(_add_vocab_bias_fwd, _add_vocab_bias_bwd)
+
+
 class Dropout(nn.Module):
     """Inverted dropout with 16-bit draws from a fused threefry hash.
 

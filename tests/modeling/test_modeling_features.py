@@ -148,6 +148,25 @@ def test_dropout_hash_is_jax_threefry_and_draws_are_keyed_by_position():
         uniform_16bit(jax.random.key(0), (2 ** 20, 2 ** 14))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_vocab_bias_gradient_is_the_plain_sum(dtype):
+    """add_vocab_bias's matvec bias gradient equals autodiff of ``logits + bias``."""
+    from bert_jax.modeling.layers import add_vocab_bias
+    rng = np.random.default_rng(0)
+    logits = jnp.asarray(rng.normal(size=(3, 5, 301)), dtype)
+    bias = jnp.asarray(rng.normal(size=(301,)), dtype)
+    weights = jnp.asarray(rng.normal(size=(3, 5, 301)), dtype)
+    def loss(f):
+        return lambda x, b: jnp.sum((f(x, b) * weights).astype(jnp.float32))
+    got = jax.grad(loss(add_vocab_bias), argnums=(0, 1))(logits, bias)
+    want = jax.grad(loss(lambda x, b: x + b), argnums=(0, 1))(logits, bias)
+    np.testing.assert_array_equal(np.asarray(add_vocab_bias(logits, bias), np.float32),
+                                  np.asarray(logits + bias, np.float32))
+    np.testing.assert_array_equal(np.asarray(got[0], np.float32), np.asarray(want[0], np.float32))
+    tol = 1e-5 if dtype == jnp.float32 else 2e-2
+    np.testing.assert_allclose(np.asarray(got[1], np.float32), np.asarray(want[1], np.float32), rtol=tol, atol=tol)
+
+
 def test_lm_head_model_requires_a_decoder_config(tiny_kwargs):
     with pytest.raises(ValueError, match="is_decoder=True"):
         BertLMHeadModel(BertConfig(**tiny_kwargs))
