@@ -56,6 +56,29 @@ def masked_lm_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> 
     return jnp.sum(nll * weights), jnp.sum(weights)
 
 
+def is_argmax(logits: jax.Array, labels: jax.Array, max_logits: jax.Array | None = None) -> jax.Array:
+    """``argmax(logits, -1) == labels`` (first index on ties), without a variadic reduce.
+
+    XLA on CPU runs ``argmax`` (a reduce over (value, index) pairs) as a scalar loop: 30 ms
+    over ``[640, 30522]`` MLM logits, 3% of a small model's step. Here: the label's logit equals
+    the row maximum and no earlier class reaches it -- a max (``max_logits``, when the caller
+    already has it for a log-softmax) and a boolean or-reduce, both vectorised.
+
+    Args:
+      logits: [..., classes] (not NaN).
+      labels: int [...].
+      max_logits: optional ``max(logits, -1)`` [...], to share the caller's reduce.
+    Returns:
+      bool [...].
+    """
+    m = jnp.max(logits, axis=-1) if max_logits is None else max_logits.astype(logits.dtype)
+    labels = labels.astype(jnp.int32)
+    picked = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
+    classes = jax.lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
+    earlier_max = jnp.any((classes < labels[..., None]) & (logits == m[..., None]), axis=-1)
+    return (picked == m) & ~earlier_max
+
+
 def accuracy_with_ignore(logits: jax.Array, labels: jax.Array, ignore_index: int = -100) -> Pair:
     """(number of correct argmax predictions, number counted), skipping ``ignore_index``."""
     valid = labels != ignore_index

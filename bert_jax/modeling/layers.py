@@ -71,7 +71,9 @@ def uniform_16bit(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
         words = jax.random.bits(key, (2,), jnp.uint32)
     counters_shape = shape[:-1] + ((shape[-1] + 3) // 4,)
     if np.prod(counters_shape) >= 2 ** 32:
-        raise ValueError(f"dropout on {shape} needs more than 2**32 random counters; split the batch")
+        raise ValueError(f"dropout on {shape} needs more than 2**32 random counters; split the batch: "
+                         "in training, raise num_microbatches (--config.num_microbatches=2, 4, ...) so "
+                         "each microbatch draws its own masks")
     counter, stride = jnp.zeros(counters_shape, jnp.uint32), 1
     for axis in reversed(range(len(counters_shape))):
         counter = counter + jax.lax.broadcasted_iota(jnp.uint32, counters_shape, axis) * np.uint32(stride)

@@ -27,13 +27,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bert_jax import losses
 
-def _cross_entropy(logits, labels):
-    """Per-example cross-entropy in float32; ``logits [..., classes]``, ``labels [...]``."""
+
+def _cross_entropy_and_hits(logits, labels):
+    """Per-example cross-entropy in float32 and whether the argmax is the label (float32 0/1);
+    ``logits [..., classes]``, ``labels [...]``. One max serves both."""
     logits = logits.astype(jnp.float32)
-    logz = jax.nn.logsumexp(logits, axis=-1)
+    m = jax.lax.stop_gradient(jnp.max(logits, axis=-1))
+    logz = m + jnp.log(jnp.sum(jnp.exp(logits - m[..., None]), axis=-1))
     picked = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
-    return logz - picked
+    hits = losses.is_argmax(logits, labels, max_logits=m).astype(jnp.float32)
+    return logz - picked, hits
 
 
 @dataclass(frozen=True)
@@ -105,15 +110,14 @@ class PretrainingTask:
         logits = out.prediction_logits  # [batch, max_predictions, vocab]
         weights = batch["masked_lm_weights"].astype(jnp.float32)
         labels = batch["masked_lm_ids"]
-        mlm_xent = _cross_entropy(logits, labels)
+        mlm_xent, mlm_hits = _cross_entropy_and_hits(logits, labels)
         mlm_sum = jnp.sum(mlm_xent * weights)
-        mlm_correct = jnp.sum((jnp.argmax(logits, -1) == labels) * weights)
+        mlm_correct = jnp.sum(mlm_hits * weights)
         loss = mlm_sum / denominators["mlm"]
         sums = {"mlm_loss": mlm_sum, "mlm_correct": mlm_correct, "mlm_weight": jnp.sum(weights)}
         nsp_logits = out.seq_relationship_logits  # [batch, 2]; packed: [batch, max_instances, 2]
         nsp_labels = batch["next_sentence_label"]
-        nsp_xent = _cross_entropy(nsp_logits, nsp_labels)
-        nsp_right = (jnp.argmax(nsp_logits, -1) == nsp_labels).astype(jnp.float32)
+        nsp_xent, nsp_right = _cross_entropy_and_hits(nsp_logits, nsp_labels)
         if self.packing:
             nsp_weight = batch["next_sentence_weight"].astype(jnp.float32)
             sums["nsp_loss"] = jnp.sum(nsp_xent * nsp_weight)

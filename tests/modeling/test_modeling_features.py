@@ -197,6 +197,35 @@ def test_loss_pairs_match_numpy():
     assert float(losses.mean((jnp.float32(0), jnp.float32(0)))) == 0.0
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_is_argmax_is_numpy_argmax_including_ties(dtype):
+    """The train step's accuracy counts a hit exactly when numpy's argmax (first maximum) is the label."""
+    rng = np.random.default_rng(0)
+    logits = rng.integers(-3, 4, size=(64, 9, 11)).astype(np.float32)  # small integers: many ties
+    first = logits.argmax(-1)
+    tied_later = np.where(logits == logits.max(-1, keepdims=True),
+                          np.arange(11), -1).max(-1)  # the last maximum
+    labels = np.stack([first, tied_later, rng.integers(0, 11, (64, 9))])  # [3, 64, 9]
+    for lab in labels:
+        got = losses.is_argmax(jnp.asarray(logits, dtype), jnp.asarray(lab))
+        np.testing.assert_array_equal(np.asarray(got), first == lab)
+    assert (tied_later != first).sum() > 50  # the tie case is exercised
+
+
+def test_pretraining_cross_entropy_and_hits_match_optax_and_argmax():
+    import optax
+    from bert_jax.tasks.pretraining import _cross_entropy_and_hits
+    rng = np.random.default_rng(1)
+    logits = jnp.asarray(rng.normal(size=(6, 5, 50)) * 4, jnp.float32)
+    labels = jnp.asarray(rng.integers(0, 50, (6, 5)))
+    xent, hits = _cross_entropy_and_hits(logits, labels)
+    np.testing.assert_allclose(xent, optax.softmax_cross_entropy_with_integer_labels(logits, labels), rtol=1e-6)
+    np.testing.assert_array_equal(hits, (np.asarray(logits).argmax(-1) == np.asarray(labels)).astype(np.float32))
+    grad = jax.grad(lambda x: _cross_entropy_and_hits(x, labels)[0].sum())(logits)
+    want = jax.grad(lambda x: optax.softmax_cross_entropy_with_integer_labels(x, labels).sum())(logits)
+    np.testing.assert_allclose(grad, want, atol=1e-6)
+
+
 def test_remat_layer_loop_gives_the_same_outputs(model, make_batch):
     # Gradients under remat (with dropout) are checked by the slow test in test_modeling_grads.
     ids, mask, token_types = make_batch()
