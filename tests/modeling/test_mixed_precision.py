@@ -1,8 +1,10 @@
-"""bf16 compute: float32 accumulation, and backward matmuls that stay on bf16 operands."""
+"""Dense matmuls: bf16 compute with float32 accumulation and backward matmuls on bf16 operands; the
+float32 backward in the form XLA runs fast on CPU."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from bert_jax.config import BertConfig
 from bert_jax.modeling import BertForPreTrainingModule
@@ -29,6 +31,28 @@ def test_bf16_matmul_gradients_match_float32_reference():
         assert got.dtype == jnp.bfloat16
         # Only the bf16 rounding of the cotangent and of the result separate the two.
         np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(want), rtol=2e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("features", [(16, 8), (8, 16)])
+def test_float32_dense_gradients_equal_autodiff_with_plain_weight_gradient_products(features):
+    """Both weight-gradient forms (transpose the narrower of input and cotangent) give autodiff's
+    gradients, and every backward product contracts its lhs's last axis (XLA's fast CPU form)."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 5, features[0])), jnp.float32)
+    w = jnp.asarray(rng.normal(size=features), jnp.float32)
+    ct = jnp.asarray(rng.normal(size=(2, 5, features[1])), jnp.float32)
+    f = dot_general_for(jnp.float32)
+    loss = lambda a, b: (f(a, b, DIMS) * ct).sum()  # noqa: E731
+    ours = jax.grad(loss, argnums=(0, 1))(x, w)
+    ref = jax.grad(lambda a, b: ((a @ b) * ct).sum(), argnums=(0, 1))(x, w)
+    for got, want in zip(ours, ref):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    jaxpr = jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(x, w)
+    dots = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "dot_general"]
+    assert len(dots) == 2
+    for eqn in dots:
+        (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+        assert tuple(lhs_contract) == (eqn.invars[0].aval.ndim - 1,), eqn
 
 
 def test_bf16_backward_matmuls_take_bf16_operands():
