@@ -131,8 +131,19 @@ class Dropout(nn.Module):
         return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
 
 
+def gelu_erf(x: jax.Array) -> jax.Array:
+    """Exact GELU, ``x / 2 * (1 + erf(x / sqrt(2)))``: torch's formula.
+
+    ``jax.nn.gelu(approximate=False)`` evaluates ``erfc`` instead (more accurate relative to
+    values below ~1e-6 in the negative tail), which XLA's CPU backend builds from an ``exp`` and
+    selects: forward + backward over [4096, 1024] take 17 ms vs 7.5 ms here. The two differ by
+    at most 1e-6 (absolute) in value and 3e-7 in gradient.
+    """
+    return x * 0.5 * (1 + jax.lax.erf(x * np.asarray(np.sqrt(0.5), x.dtype)))
+
+
 ACTIVATIONS = {
-    "gelu": functools.partial(jax.nn.gelu, approximate=False),  # torch's exact erf GELU
+    "gelu": gelu_erf,  # torch's exact erf GELU
     "gelu_new": functools.partial(jax.nn.gelu, approximate=True),
     "gelu_pytorch_tanh": functools.partial(jax.nn.gelu, approximate=True),
     "gelu_fast": functools.partial(jax.nn.gelu, approximate=True),

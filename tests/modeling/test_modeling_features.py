@@ -226,6 +226,18 @@ def test_pretraining_cross_entropy_and_hits_match_optax_and_argmax():
     np.testing.assert_allclose(grad, want, atol=1e-6)
 
 
+def test_exact_gelu_matches_torch_in_value_and_gradient():
+    torch = pytest.importorskip("torch")
+    from bert_jax.modeling.layers import ACTIVATIONS
+    xs = np.linspace(-12, 12, 20001, dtype=np.float32)
+    tx = torch.tensor(xs, requires_grad=True)
+    want = torch.nn.functional.gelu(tx)  # approximate="none": the erf formula
+    want.sum().backward()
+    gelu = ACTIVATIONS["gelu"]
+    np.testing.assert_allclose(gelu(jnp.asarray(xs)), want.detach().numpy(), rtol=0, atol=2e-6)
+    np.testing.assert_allclose(jax.vmap(jax.grad(gelu))(jnp.asarray(xs)), tx.grad.numpy(), rtol=0, atol=1e-6)
+
+
 def test_remat_layer_loop_gives_the_same_outputs(model, make_batch):
     # Gradients under remat (with dropout) are checked by the slow test in test_modeling_grads.
     ids, mask, token_types = make_batch()
