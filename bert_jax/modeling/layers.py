@@ -195,12 +195,13 @@ def _dense_matmul(dtype: Dtype):
     """``x [..., in] @ w [in, out]`` on ``dtype`` inputs, output ``dtype``; bf16/fp16 inputs
     accumulate in float32.
 
-    A custom VJP fixes the form of the two backward matmuls: ``g @ w^T``, and for the weight
-    gradient a plain ``[m, tokens] @ [tokens, n]`` product that transposes the narrower of
-    ``x [tokens, in]`` and ``g [tokens, out]`` (``_transposed``; a feature-wide transpose of
-    the wider one would also recompute its producer, e.g. the exact GELU, in transposed order),
-    both on ``dtype`` inputs -- JAX's own transpose would multiply a float32 cotangent with a
-    ``dtype`` operand, which promotes both to a float32 matmul and loses bf16's speed-up there.
+    A custom VJP fixes the form of the two backward matmuls, both on ``dtype`` inputs (JAX's own
+    transpose would multiply a float32 cotangent with a bf16 operand, which promotes both to a
+    float32 matmul and loses bf16's speed-up there): ``g @ w^T``, and the weight gradient. In
+    float32 that is a plain ``[m, tokens] @ [tokens, n]`` product that transposes the narrower
+    of ``x [tokens, in]`` and ``g [tokens, out]`` (``_transposed``; transposing the wider one
+    would also recompute its producer, e.g. the exact GELU, in transposed order). In bf16 XLA's
+    own form of ``x^T g`` measured faster (with AMX: base step 1.50 vs 2.08 s), so it is kept.
     """
     low = accumulates_in_float32(dtype)
 
@@ -220,6 +221,9 @@ def _dense_matmul(dtype: Dtype):
         x, w = res
         g = g.astype(dtype)
         d_x = matmul(g, w, (((g.ndim - 1,), (1,)), ((), ())))  # [..., out] x [in, out] -> [..., in]
+        if low:
+            lead = tuple(range(x.ndim - 1))
+            return d_x, matmul(x, g, ((lead, lead), ((), ())))  # [..., in] x [..., out] -> [in, out]
         x2d, g2d, plain = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]), (((1,), (0,)), ((), ()))
         if x2d.shape[1] <= g2d.shape[1]:
             d_w = matmul(_transposed(x2d), g2d, plain)  # [in, tokens] x [tokens, out]
