@@ -62,23 +62,28 @@ def threefry2x32(k1: jax.Array, k2: jax.Array, x1: jax.Array, x2: jax.Array) -> 
 def uniform_16bit(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """``shape`` independent uniform uint16 draws: four per threefry counter.
 
-    The counters are the flat positions of a ``shape[:-1] + (ceil(shape[-1] / 4),)`` array
-    (``broadcasted_iota``), so a sharded activation computes only its own shard's draws and
-    the mask does not depend on the device count.
+    Each counter is a position of a ``shape[:-1] + (ceil(shape[-1] / 4),)`` array, as two words
+    (``broadcasted_iota``): the index along the first axis and the flat position within the rest
+    (so a batch may hold any number of rows; one row may hold up to 2**32 counters). A sharded
+    activation computes only its own shard's draws, and the mask does not depend on the device
+    count.
     """
     words = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
     if words.shape != (2,):  # a non-threefry key implementation: take two words from it
         words = jax.random.bits(key, (2,), jnp.uint32)
     counters_shape = shape[:-1] + ((shape[-1] + 3) // 4,)
-    if np.prod(counters_shape) >= 2 ** 32:
-        raise ValueError(f"dropout on {shape} needs more than 2**32 random counters; split the batch: "
-                         "in training, raise num_microbatches (--config.num_microbatches=2, 4, ...) so "
-                         "each microbatch draws its own masks")
+    within = counters_shape[1:] if len(counters_shape) > 1 else counters_shape
+    if np.prod(within) >= 2 ** 32:
+        raise ValueError(f"dropout on {shape} needs more than 2**32 random counters within one row "
+                         f"(the axes after the first); use a shorter max_seq_length, or set that dropout "
+                         f"rate (e.g. model.attention_probs_dropout_prob) to 0")
     counter, stride = jnp.zeros(counters_shape, jnp.uint32), 1
-    for axis in reversed(range(len(counters_shape))):
+    for axis in reversed(range(len(counters_shape) - len(within), len(counters_shape))):
         counter = counter + jax.lax.broadcasted_iota(jnp.uint32, counters_shape, axis) * np.uint32(stride)
         stride *= counters_shape[axis]
-    hi, lo = threefry2x32(words[0], words[1], counter, jnp.zeros_like(counter))
+    row = (jax.lax.broadcasted_iota(jnp.uint32, counters_shape, 0) if len(within) < len(counters_shape)
+           else jnp.zeros_like(counter))
+    hi, lo = threefry2x32(words[0], words[1], counter, row)
     halves = jax.lax.bitcast_convert_type(jnp.stack([hi, lo], -1), jnp.uint16)  # [..., counters, 2, 2]
     return halves.reshape(shape[:-1] + (-1,))[..., : shape[-1]]
 

@@ -130,8 +130,9 @@ def test_dropout_drops_at_its_rate_and_keeps_the_expectation(rate, shape):
 
 def test_dropout_hash_is_jax_threefry_and_draws_are_keyed_by_position():
     """The unrolled hash is bit-identical to jax.random's threefry; a [4, 6, 10] mask's draws
-    are the first 10 of a [4, 6, 12] mask's (both use the same 4 x 6 x 3 position counters),
-    and a mask needing 2**32 counters is refused. Masks under 1 vs 8 devices: test_sharding."""
+    are the first 10 of a [4, 6, 12] mask's (both use the same 4 x 6 x 3 position counters);
+    a batch may need more than 2**32 counters, one row may not. Masks under 1 vs 8 devices:
+    test_sharding."""
     from jax.extend.random import threefry_2x32
     from bert_jax.modeling.layers import threefry2x32, uniform_16bit
     key = jnp.asarray([0x12345678, 0x9ABCDEF0], jnp.uint32)
@@ -144,8 +145,13 @@ def test_dropout_hash_is_jax_threefry_and_draws_are_keyed_by_position():
     wide = np.asarray(uniform_16bit(jax.random.key(3), (4, 6, 12)))
     np.testing.assert_array_equal(draws, wide[..., :10])
     assert len(np.unique(draws)) > 0.99 * draws.size  # 240 draws from 65,536 values
-    with pytest.raises(ValueError, match="2\\*\\*32"):
-        uniform_16bit(jax.random.key(0), (2 ** 20, 2 ** 14))
+    # rows take the second counter word: two rows with the same position within them differ
+    assert (draws[0] != draws[1]).mean() > 0.99
+    # any number of rows (BERT-large at seq 512, global batch 4096: 2**32 counters in all) ...
+    jax.eval_shape(lambda k: uniform_16bit(k, (4096, 16, 512, 512)), jax.random.key(0))
+    # ... but at most 2**32 counters within one row
+    with pytest.raises(ValueError, match="2\\*\\*32 random counters within one row"):
+        uniform_16bit(jax.random.key(0), (2, 2 ** 16, 2 ** 18))
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
