@@ -231,6 +231,20 @@ def jit_steps(task, tx, schedule, mesh: Mesh, shardings: TrainState, num_microba
     return Steps(train=train, evaluate=evaluate, predict=predict)
 
 
+def trace_train_step(steps: Steps, state: TrainState, task, mesh: Mesh, global_batch_size: int) -> None:
+    """Trace ``steps.train`` on abstract inputs of ``task.batch_spec``'s shapes.
+
+    Errors that only tracing finds (e.g. ``layers.DropoutTooLarge``) then surface before a run
+    writes anything. No compile and almost no cost: jit caches the trace, and the first real
+    step with these shapes reuses it.
+    """
+    bsh = batch_shardings(task.batch_spec, mesh)
+    batch = {k: jax.ShapeDtypeStruct((global_batch_size, *shape), dtype, sharding=bsh[k])
+             for k, (dtype, shape) in task.batch_spec.items()}
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), state)
+    steps.train.eval_shape(abstract, batch)
+
+
 # ----------------------------------------------------------------------------- loop
 
 

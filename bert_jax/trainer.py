@@ -177,6 +177,7 @@ def _open_checkpoints(cfg, workdir: str, ckpt_dir: str, open_manager):
 def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, lock) -> dict:
     import jax
     from bert_jax import checkpointing, flops, hooks as hooks_lib, optim, partitioning, train
+    from bert_jax.modeling.layers import DropoutTooLarge
     from bert_jax.metrics import MetricWriter, Throughput
     gbs, nmb = cfg.global_batch_size, cfg.num_microbatches
     ckpt_dir = os.path.join(workdir, "checkpoints")
@@ -227,6 +228,11 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         log.info("resumed from %s at step %d", workdir, latest)
     start_step = int(state.step)
     total = int(optim_cfg.total_steps)
+    steps = train.jit_steps(task, tx, schedule, mesh, shardings, nmb)
+    try:
+        train.trace_train_step(steps, state, task, mesh, gbs)
+    except DropoutTooLarge as e:
+        raise ConfigError(str(e)) from None
 
     # --- the workdir
     if jax.process_index() == 0:
@@ -245,7 +251,6 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
             "mesh_shape": list(mesh.devices.shape),
             # the user-facing class, so `bert-jax convert` can export any step
             "target": type(task.module).__name__.removesuffix("Module")}
-    steps = train.jit_steps(task, tx, schedule, mesh, shardings, nmb)
     context = RunContext(steps=steps, mesh=mesh, workdir=workdir, global_batch_size=gbs, task=task)
     writer = MetricWriter(workdir, total, start_step)
     peak = cfg.peak_flops_per_device or flops.peak_flops_per_device(jax.devices()[0].device_kind)

@@ -59,6 +59,14 @@ def threefry2x32(k1: jax.Array, k2: jax.Array, x1: jax.Array, x2: jax.Array) -> 
     return x1, x2
 
 
+class DropoutTooLarge(ValueError):
+    """A dropout mask whose rows need more random counters than ``uniform_16bit`` can number.
+
+    Raised while a step is traced; the trainer traces its train step before writing anything
+    and reports this as a configuration error.
+    """
+
+
 def uniform_16bit(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """``shape`` independent uniform uint16 draws: four per threefry counter.
 
@@ -74,7 +82,7 @@ def uniform_16bit(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     counters_shape = shape[:-1] + ((shape[-1] + 3) // 4,)
     within = counters_shape[1:] if len(counters_shape) > 1 else counters_shape
     if np.prod(within) >= 2 ** 32:
-        raise ValueError(f"dropout on {shape} needs more than 2**32 random counters within one row "
+        raise DropoutTooLarge(f"dropout on {shape} needs more than 2**32 random counters within one row "
                          f"(the axes after the first); use a shorter max_seq_length, or set that dropout "
                          f"rate (e.g. model.attention_probs_dropout_prob) to 0")
     counter, stride = jnp.zeros(counters_shape, jnp.uint32), 1

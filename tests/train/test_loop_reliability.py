@@ -166,6 +166,40 @@ def test_refused_finetune_run_leaves_nothing(shards, tmp_path):
     assert os.listdir(ft) == []
 
 
+def test_dropout_beyond_the_counter_limit_is_refused_before_anything_is_written(tmp_path):
+    """A sequence whose attention-dropout row needs more than 2**32 random counters is found when
+    the train step is traced (before the workdir is written), refused as a config error naming
+    the field; the advised setting traces. Only shapes are traced: nothing of that size is run."""
+    from bert_jax import partitioning, train
+    from bert_jax.tasks.pretraining import pretraining_job
+
+    class NoBatches:  # the loader is never read: the refusal comes first
+        manifest = {"vocab_size": 100}
+
+    seq = 2 ** 16  # attention probs [batch, 4 heads, 65536, 65536]: 2**32 counters per row
+    args = ["data.train_dir='unused'", "model.hidden_size=16", "model.num_attention_heads=4",
+            "model.intermediate_size=32", "model.num_hidden_layers=1", f"model.max_position_embeddings={seq}",
+            f"data.max_seq_length={seq}", "global_batch_size=1", "eval_every_steps=0"]
+    work = str(tmp_path / "run")
+    with pytest.raises(launch.ConfigError, match=r"more than 2\*\*32 random counters within one row.*"
+                                                  r"model.attention_probs_dropout_prob\) to 0"):
+        launch.run_pretraining(launch.load_config(TINY, args), work, make_loader=lambda *a: NoBatches())
+    assert not os.path.exists(work)
+
+    import ml_collections
+    cfg = ml_collections.FrozenConfigDict(launch.load_config(TINY, args + ["model.attention_probs_dropout_prob=0.0"]))
+    job = pretraining_job(make_loader=lambda *a: NoBatches())(cfg, jax.random.PRNGKey(0), resuming=False)
+    mesh = partitioning.make_mesh((1, 1, 1), jax.devices()[:1])
+    tx, schedule = __import__("optax").sgd(0.1), lambda step: 0.1
+    abstract = jax.eval_shape(lambda: train.create_train_state(job.task, tx, mesh, partitioning.DEFAULT_RULES,
+                                                               jax.random.PRNGKey(0), jax.random.PRNGKey(1))[0])
+    shardings = jax.tree.map(lambda _: partitioning.replicated(mesh), abstract)
+    steps = train.jit_steps(job.task, tx, schedule, mesh, shardings, 1)
+    train.trace_train_step(steps, jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype,
+                                                                                 sharding=partitioning.replicated(mesh)),
+                                               abstract), job.task, mesh, 1)
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_the_current_step_and_exits_130(shards, tmp_path):
     run = tmp_path / "run"
