@@ -419,15 +419,19 @@ def restore_params_to_cpu(directory: str, step: int | None = None) -> tuple[Any,
     shapes come from the checkpoint itself. Raises ``CheckpointCorrupt`` for a
     damaged step (verified against its checksum record first).
     """
+    # Handlers named, not inferred: in a multi-process job Orbax infers none for "state" and
+    # its metadata comes back empty. Each process restores its own copy onto a local CPU device.
     manager = ocp.CheckpointManager(os.path.abspath(directory),
                                     options=ocp.CheckpointManagerOptions(read_only=True),
-                                    item_names=("state", "loader", "meta"))
+                                    item_handlers={"state": ocp.StandardCheckpointHandler(),
+                                                   "loader": ocp.JsonCheckpointHandler(),
+                                                   "meta": ocp.JsonCheckpointHandler()})
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no checkpoint found in {directory}; pass a workdir's "
                                 "'checkpoints' directory that holds step folders.")
     meta = read_meta(manager, step)  # verifies the step; CheckpointCorrupt if it is damaged
-    cpu = SingleDeviceSharding(jax.devices("cpu")[0])
+    cpu = SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
     try:
         tree = manager.item_metadata(step)["state"]
         target = jax.tree_util.tree_map(

@@ -32,10 +32,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _start_pair(shards, workdir):
+def _start_pair(shards, workdir, *extra):
     port = _free_port()
     return [subprocess.Popen([sys.executable, "-m", "bert_jax.cli", "pretrain", *_args(
-        shards, workdir, f"--config.distributed.coordinator_address='localhost:{port}'",
+        shards, workdir, *extra, f"--config.distributed.coordinator_address='localhost:{port}'",
         "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}")],
         env=cli_env(4), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
 
@@ -83,3 +83,21 @@ def test_two_processes_train_like_one(two_process_runs):
 def test_every_process_exits_143_after_a_sigterm_to_one(two_process_runs):
     codes = [code for _, code in two_process_runs["first"]]
     assert codes == [launch.PREEMPTED_EXIT_CODE] * 2, codes
+
+
+@pytest.mark.slow
+def test_two_processes_warm_start_from_a_one_process_run(two_process_runs, corpus_shards, tmp_path):
+    """``init_from`` a run saved by one process, read by each of two: both start from its
+    parameters (step-1..3 losses equal a 1-process 8-device run from the same source within
+    1e-5 relative). Each process restores the checkpoint onto one of its own CPU devices."""
+    shards, source = corpus_shards["shards"], two_process_runs["ref"]
+    warm = [f"--config.init_from='{source}'", "--config.optim.total_steps=3"]
+    one = cli("pretrain", _args(shards, tmp_path / "one", *warm), 8)
+    assert one.returncode == 0, one.stderr[-3000:]
+    procs = _start_pair(shards, tmp_path / "two", *warm)
+    done = [(p.communicate(timeout=600)[1], p.returncode) for p in procs]
+    assert [code for _, code in done] == [0, 0], done[0][0][-2000:] + done[1][0][-2000:]
+    got, want = losses(tmp_path / "two"), losses(tmp_path / "one")
+    assert sorted(got) == sorted(want) == [1, 2, 3]
+    for step in want:
+        assert abs(got[step] - want[step]) <= 1e-5 * abs(want[step]), (step, got[step], want[step])
