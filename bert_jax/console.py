@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import warnings
 
 NOISY = ("absl", "orbax", "jax._src.xla_bridge", "jax._src.distributed", "jax", "tensorstore",
@@ -60,3 +62,29 @@ def setup(verbose: bool = False, quiet: bool = False) -> None:
             absl_logging.set_verbosity(absl_logging.ERROR)
         except ImportError:
             pass
+        _quiet_library_coroutines()
+
+
+def _is_library_coroutine(obj) -> bool:
+    code = getattr(obj, "cr_code", None)
+    return code is not None and any(f"{os.sep}{lib}{os.sep}" in code.co_filename for lib in ("orbax", "tensorstore"))
+
+
+def _quiet_library_coroutines() -> None:
+    """Drop "Exception ignored in <coroutine ...>" reports of Orbax's read coroutines.
+
+    When one array of a damaged checkpoint fails to read, Orbax abandons the other reads; Python
+    reports each abandoned coroutine's error on stderr (~60 lines of TensorStore spec apiece)
+    when it is collected, after bert-jax has already named the damaged step and what to do.
+    Every other unraisable exception still reaches the previous hook.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "_bert_jax_console", False):
+        return
+
+    def hook(unraisable):
+        if not _is_library_coroutine(unraisable.object):
+            previous(unraisable)
+
+    hook._bert_jax_console = True
+    sys.unraisablehook = hook
