@@ -5,6 +5,13 @@ the BERT tokenizer will see it (BertNormalizer + BertPreTokenizer), so every
 word of the corpus is segmentable. Input files are streamed line by line:
 memory holds the word counts, not the corpus.
 
+The same files give the same `vocab.txt`, byte for byte. The `tokenizers` trainer alone does
+not: it numbers the continuation characters (`##e`, ...) in hash-map order, and those ids
+break ties between equally frequent merges, so both the order and, at larger sizes, the set of
+tokens changed from run to run (huggingface/tokenizers#1794). Training therefore reads the
+corpus twice: a first pass with no merges finds the continuation characters, and the second
+pass starts with them at fixed, sorted ids (right after the special tokens).
+
 Special tokens sit at fixed ids in every trained vocabulary:
 
     [PAD] = 0, [UNK] = 1, [CLS] = 2, [SEP] = 3, [MASK] = 4
@@ -35,7 +42,8 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _FILES = ("vocab.txt", "tokenizer.json", "special_tokens_map.json", "tokenizer_config.json")
 
 
-def iter_corpus_lines(files: Sequence[str], progress: bool = True, counts: dict | None = None) -> Iterator[str]:
+def iter_corpus_lines(files: Sequence[str], progress: bool = True, counts: dict | None = None,
+                      desc: str = "reading corpus") -> Iterator[str]:
     """Yields the non-blank lines of `files` in order, streaming.
 
     Shows a byte-based progress bar (rate, ETA) over all files; invalid UTF-8
@@ -45,7 +53,7 @@ def iter_corpus_lines(files: Sequence[str], progress: bool = True, counts: dict 
     from tqdm import tqdm
 
     total = sum(os.path.getsize(f) for f in files)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="reading corpus", disable=not progress,
+    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress,
               file=sys.stderr, mininterval=0.5) as bar:
         for path in files:
             n = 0
@@ -136,24 +144,30 @@ def train_wordpiece(
     _check_output_dir(output_dir, overwrite)
     _check_corpus_files(files)
 
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=tokenize_chinese_chars, strip_accents=strip_accents, lowercase=lowercase
-    )
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),  # ids 0..4, in this order
-        limit_alphabet=limit_alphabet,
-        continuing_subword_prefix="##",
-        show_progress=progress,
-    )
+    def train_pass(size: int, leading: Sequence[str], desc: str) -> dict[str, int]:
+        backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        backend.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=tokenize_chinese_chars, strip_accents=strip_accents,
+            lowercase=lowercase)
+        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=size,
+            min_frequency=min_frequency,
+            special_tokens=list(leading),  # ids 0..len-1, in this order
+            limit_alphabet=limit_alphabet,
+            continuing_subword_prefix="##",
+            show_progress=progress,
+        )
+        backend.train_from_iterator(iter_corpus_lines(files, progress, counts, desc=desc), trainer=trainer)
+        return backend.get_vocab()
+
     logger.info("training a %s WordPiece vocabulary of %d on %d file(s)", "lower-cased" if lowercase else "cased",
                 vocab_size, len(files))
     counts: dict[str, int] = {}
-    backend.train_from_iterator(iter_corpus_lines(files, progress, counts), trainer=trainer)
-    vocab = backend.get_vocab()
+    # Pass 1 (no merges): the alphabet and the continuation characters; see the module docstring.
+    first = train_pass(len(SPECIAL_TOKENS), SPECIAL_TOKENS, "reading corpus (1/2: characters)")
+    continuations = sorted(t for t in first if t.startswith("##") and len(t) == 3)
+    vocab = train_pass(vocab_size, SPECIAL_TOKENS + tuple(continuations), "reading corpus (2/2: merges)")
     if not any(counts.values()):
         raise ValueError(f"no usable text in {', '.join(files)}: the file(s) are empty or hold only blank "
                          "lines; pass UTF-8 text files.")
