@@ -13,7 +13,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Everything a default-verbosity quickstart may print: its stage lines, the summary block,
 # and bert-jax's own progress bars (tqdm redraws separated by carriage returns).
-ALLOWED = [r"^\[\d/5\] ", r"^summary$", r"^  ", r"^(reading corpus|partition|build|train): "]
+ALLOWED = [r"^\[\d/5\] ", r"^summary$", r"^  ",
+           r"^(reading corpus(?: \(\d/2: [a-z]+\))?|partition|build|train): "]
 
 
 @pytest.fixture(scope="module")
