@@ -27,20 +27,12 @@ from machine import machine  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from bert_jax.vocab import SPECIAL_TOKENS, iter_corpus_lines, train_wordpiece  # noqa: E402
+from bert_jax.vocab import SPECIAL_TOKENS, train_wordpiece, trainer_pass  # noqa: E402
 
 
 def single_pass(files, vocab_size: int) -> list[str]:
-    """The upstream trainer with ``train_wordpiece``'s settings, one pass: tokens by id."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                    strip_accents=None, lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=list(SPECIAL_TOKENS),
-                                        limit_alphabet=1000, continuing_subword_prefix="##", show_progress=False)
-    backend.train_from_iterator(iter_corpus_lines(files, progress=False), trainer=trainer)
-    vocab = backend.get_vocab()
+    """The upstream trainer alone with ``train_wordpiece``'s settings, one pass: tokens by id."""
+    vocab = trainer_pass(files, vocab_size, SPECIAL_TOKENS)
     return sorted(vocab, key=vocab.get)
 
 

@@ -92,6 +92,30 @@ def _check_corpus_files(files: Sequence[str]) -> None:
             raise ValueError(f"corpus file {path} looks binary, not text ({reason}); pass UTF-8 text files.")
 
 
+def trainer_pass(files: Sequence[str], vocab_size: int, leading: Sequence[str], *, lowercase: bool = True,
+                 strip_accents: bool | None = None, tokenize_chinese_chars: bool = True, min_frequency: int = 2,
+                 limit_alphabet: int = 1000, progress: bool = False, counts: dict | None = None,
+                 desc: str = "reading corpus") -> dict[str, int]:
+    """One pass of the `tokenizers` WordPiece trainer over `files`: ``{token: id}``, with
+    `leading` at ids 0..len-1 in that order (alone, ids of the rest follow hash order; see above)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=tokenize_chinese_chars, strip_accents=strip_accents, lowercase=lowercase)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(leading),
+        limit_alphabet=limit_alphabet,
+        continuing_subword_prefix="##",
+        show_progress=progress,
+    )
+    backend.train_from_iterator(iter_corpus_lines(files, progress, counts, desc=desc), trainer=trainer)
+    return backend.get_vocab()
+
+
 def train_wordpiece(
     files: Sequence[str],
     vocab_size: int,
@@ -128,8 +152,6 @@ def train_wordpiece(
     Returns:
       A `BertTokenizerFast` loaded from `output_dir`.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
     from bert_jax.tokenization import BertTokenizerFast
 
     files = [os.fspath(f) for f in files]
@@ -144,30 +166,17 @@ def train_wordpiece(
     _check_output_dir(output_dir, overwrite)
     _check_corpus_files(files)
 
-    def train_pass(size: int, leading: Sequence[str], desc: str) -> dict[str, int]:
-        backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        backend.normalizer = normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=tokenize_chinese_chars, strip_accents=strip_accents,
-            lowercase=lowercase)
-        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=size,
-            min_frequency=min_frequency,
-            special_tokens=list(leading),  # ids 0..len-1, in this order
-            limit_alphabet=limit_alphabet,
-            continuing_subword_prefix="##",
-            show_progress=progress,
-        )
-        backend.train_from_iterator(iter_corpus_lines(files, progress, counts, desc=desc), trainer=trainer)
-        return backend.get_vocab()
-
     logger.info("training a %s WordPiece vocabulary of %d on %d file(s)", "lower-cased" if lowercase else "cased",
                 vocab_size, len(files))
     counts: dict[str, int] = {}
     # Pass 1 (no merges): the alphabet and the continuation characters; see the module docstring.
-    first = train_pass(len(SPECIAL_TOKENS), SPECIAL_TOKENS, "reading corpus (1/2: characters)")
+    settings = dict(lowercase=lowercase, strip_accents=strip_accents, tokenize_chinese_chars=tokenize_chinese_chars,
+                    min_frequency=min_frequency, limit_alphabet=limit_alphabet, progress=progress, counts=counts)
+    first = trainer_pass(files, len(SPECIAL_TOKENS), SPECIAL_TOKENS, desc="reading corpus (1/2: characters)",
+                         **settings)
     continuations = sorted(t for t in first if t.startswith("##") and len(t) == 3)
-    vocab = train_pass(vocab_size, SPECIAL_TOKENS + tuple(continuations), "reading corpus (2/2: merges)")
+    vocab = trainer_pass(files, vocab_size, SPECIAL_TOKENS + tuple(continuations),
+                         desc="reading corpus (2/2: merges)", **settings)
     if not any(counts.values()):
         raise ValueError(f"no usable text in {', '.join(files)}: the file(s) are empty or hold only blank "
                          "lines; pass UTF-8 text files.")

@@ -190,7 +190,8 @@ def test_dropout_beyond_the_counter_limit_is_refused_before_anything_is_written(
     cfg = ml_collections.FrozenConfigDict(launch.load_config(TINY, args + ["model.attention_probs_dropout_prob=0.0"]))
     job = pretraining_job(make_loader=lambda *a: NoBatches())(cfg, jax.random.PRNGKey(0), resuming=False)
     mesh = partitioning.make_mesh((1, 1, 1), jax.devices()[:1])
-    tx, schedule = __import__("optax").sgd(0.1), lambda step: 0.1
+    import optax
+    tx, schedule = optax.sgd(0.1), lambda step: 0.1
     abstract = jax.eval_shape(lambda: train.create_train_state(job.task, tx, mesh, partitioning.DEFAULT_RULES,
                                                                jax.random.PRNGKey(0), jax.random.PRNGKey(1))[0])
     shardings = jax.tree.map(lambda _: partitioning.replicated(mesh), abstract)
