@@ -21,7 +21,8 @@ not wait). ``restore`` and ``restore_params_to_cpu`` verify a step before
 reading it and raise ``CheckpointCorrupt`` naming the step and the file;
 ``latest_intact_step`` finds the newest step that is not corrupt. A step
 without a record (saved by an older bert-jax, or killed between its commit
-and its record) is *unverified*: usable, and never reported as verified.
+and its record) is *unverified*: usable, and never reported as verified. A read
+that fails on a verified step is ``CheckpointUnreadable`` (not damage: keep it).
 """
 
 from __future__ import annotations
@@ -56,6 +57,21 @@ class CheckpointCorrupt(ValueError):
         self.directory, self.step, self.reason = str(directory), int(step), reason
         super().__init__(f"checkpoint step {step} in {directory} is corrupt: {reason}"
                          + (f". {advice}" if advice else ""))
+
+
+class CheckpointUnreadable(ValueError):
+    """A checkpoint step whose files match their checksum record, yet reading it failed here.
+
+    Not damage (memory, devices, or an Orbax version that cannot read it): the message says to
+    keep the step. Attributes: ``step``, ``directory``, ``reason``.
+    """
+
+    def __init__(self, directory: str, step: int, reason: str):
+        self.directory, self.step, self.reason = str(directory), int(step), reason
+        super().__init__(f"checkpoint step {step} in {directory} could not be read ({reason}). Its files match "
+                         "their checksum record, so they are not damaged: keep the step (moving it aside would "
+                         "only lose its progress), fix what the error names -- memory, devices, or an Orbax "
+                         "version that cannot read this checkpoint -- and run again")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,12 +264,19 @@ def _older_advice(manager_or_dir, step: int) -> str:
             "or restore the files from a copy")
 
 
-def _read_error(manager_or_dir, step: int, err: Exception) -> CheckpointCorrupt:
-    """An Orbax/TensorStore failure reading ``step``, as a ``CheckpointCorrupt`` naming the step."""
-    directory = _directory_and_steps(manager_or_dir)[0]
+def _read_error(manager_or_dir, step: int, err: Exception) -> ValueError:
+    """An Orbax/TensorStore failure reading ``step``, naming the step.
+
+    A step whose files all match their checksum record is not damaged, whatever the error says
+    (``CheckpointUnreadable``: keep it); without a record, damage is the likely cause
+    (``CheckpointCorrupt``, with the newest older usable step).
+    """
+    directory, _, cache = _directory_and_steps(manager_or_dir)
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return CheckpointCorrupt(directory, step, f"reading it failed ({type(err).__name__}: {first[:400]})",
-                             _older_advice(manager_or_dir, step))
+    detail = f"{type(err).__name__}: {first[:400]}"
+    if verify_step(directory, step, cache).status == "verified":
+        return CheckpointUnreadable(directory, step, detail)
+    return CheckpointCorrupt(directory, step, f"reading it failed ({detail})", _older_advice(manager_or_dir, step))
 
 
 class VerifiedCheckpointManager(ocp.CheckpointManager):
@@ -354,7 +377,8 @@ def save(manager: ocp.CheckpointManager, step: int, state, loader_state: dict | 
 def read_meta(manager: ocp.CheckpointManager, step: int | None = None) -> dict | None:
     """The ``meta`` item of ``step`` (default the latest), after verifying the step.
 
-    Raises ``CheckpointCorrupt`` naming the step (and the file) if it is corrupt or unreadable.
+    Raises ``CheckpointCorrupt`` naming the step (and the file) if it is corrupt, or
+    ``CheckpointUnreadable`` if its files are intact but reading them failed.
     """
     step = manager.latest_step() if step is None else step
     if step is None:
@@ -362,7 +386,7 @@ def read_meta(manager: ocp.CheckpointManager, step: int | None = None) -> dict |
     _check_before_reading(manager, step)
     try:
         return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    except Exception as err:  # noqa: BLE001 -- re-raised as CheckpointCorrupt naming the step
+    except Exception as err:  # noqa: BLE001 -- re-raised naming the step (_read_error)
         raise _read_error(manager, step, err) from err
 
 
@@ -392,8 +416,9 @@ def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int
 
     Raises:
       CheckpointCorrupt: a file of the step is missing, truncated or changed since it was
-        saved, or reading it fails; the message names the step, the file and the newest
-        older usable step.
+        saved, or reading an unverified step fails; the message names the step, the file and
+        the newest older usable step.
+      CheckpointUnreadable: the step's files match their checksum record, but reading failed.
       ValueError: the checkpoint is of another model shape (``check_compatible``).
     """
     step = manager.latest_step() if step is None else step
@@ -407,7 +432,7 @@ def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int
         out = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(target), loader=ocp.args.JsonRestore(),
             meta=ocp.args.JsonRestore()))
-    except Exception as err:  # noqa: BLE001 -- re-raised as CheckpointCorrupt naming the step
+    except Exception as err:  # noqa: BLE001 -- re-raised naming the step (_read_error)
         raise _read_error(manager, step, err) from err
     return out["state"], out["loader"], out["meta"]
 
@@ -438,7 +463,7 @@ def restore_params_to_cpu(directory: str, step: int | None = None) -> tuple[Any,
             lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=cpu), tree)
         state = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(target)))["state"]
-    except Exception as err:  # noqa: BLE001 -- re-raised as CheckpointCorrupt naming the step
+    except Exception as err:  # noqa: BLE001 -- re-raised naming the step (_read_error)
         raise _read_error(manager, step, err) from err
     params = state["params"] if isinstance(state, dict) else state.params
     manager.close()

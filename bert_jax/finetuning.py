@@ -288,7 +288,10 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         chosen = manager.latest_step() if step is None else int(step)
         check(chosen in manager.all_steps(), f"{ckpt_dir} has no step {step}; it has steps "
               f"{', '.join(map(str, manager.all_steps()))}.")
-        state, _, _ = checkpointing.restore(manager, jax.eval_shape(lambda s: s, state), shardings, chosen)
+        try:
+            state, _, _ = checkpointing.restore(manager, jax.eval_shape(lambda s: s, state), shardings, chosen)
+        except ValueError as e:  # damaged, unreadable, or of another model shape
+            raise ConfigError(str(e)) from None
         manager.close()
     else:
         try:

@@ -222,7 +222,10 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         raise ConfigError(f"init_from={cfg.init_from}: {e}") from None
     if latest is not None:
         abstract = jax.eval_shape(lambda s: s, state)
-        state, loader_state, _ = checkpointing.restore(manager, abstract, shardings, latest)
+        try:
+            state, loader_state, _ = checkpointing.restore(manager, abstract, shardings, latest)
+        except (checkpointing.CheckpointCorrupt, checkpointing.CheckpointUnreadable) as e:
+            raise ConfigError(str(e)) from None  # an unverified step that fails to read: nothing moved
         if loader_state:
             loader.restore(loader_state)
         log.info("resumed from %s at step %d", workdir, latest)

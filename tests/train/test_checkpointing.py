@@ -199,3 +199,21 @@ def test_read_meta_then_restore_hash_each_file_once(tmp_path, monkeypatch):
         f.truncate(os.path.getsize(victim) - 1)
     with pytest.raises(checkpointing.CheckpointCorrupt, match="truncated or rewritten"):
         _restore(manager, 3)
+
+
+def test_intact_step_that_fails_to_read_is_not_called_corrupt(tmp_path):
+    """A read failure on a step whose files match their record is not damage: the error says to
+    keep the step, and nothing is moved. (Here the target's optimizer state has another shape
+    than the saved one, which the parameter-shape check does not look at.)"""
+    manager = _save_steps(tmp_path / "ckpt", [2, 4])
+    abstract = jax.eval_shape(lambda: _state(0))
+    wrong = abstract.replace(opt={**abstract.opt, "embed": {"embedding": jax.ShapeDtypeStruct((7, 5), jnp.float32)}})
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    with pytest.raises(checkpointing.CheckpointUnreadable) as info:
+        checkpointing.restore(manager, wrong, jax.tree_util.tree_map(lambda _: cpu, wrong), 4)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint step 4 in {manager.directory} could not be read (")
+    assert "not damaged: keep the step" in message and "corrupt" not in message
+    assert len(message.splitlines()) == 1
+    assert sorted(manager.all_steps()) == [2, 4] and checkpointing.verify_step(manager.directory, 4).usable
+    _assert_state_equal(_restore(manager, 4)[0], _state(4))  # the step was fine all along

@@ -105,6 +105,36 @@ def test_every_checkpoint_damaged_is_refused_not_restarted(shards, tmp_path):
         launch.run_pretraining(small(shards, "optim.total_steps=4"), run)
 
 
+def test_unverified_step_that_fails_to_read_is_refused_with_advice_that_works(shards, tmp_path):
+    """The newest step has no checksum record (saved by an older bert-jax, or killed between its
+    commit and its record) and a truncated file: resuming is refused in one line (exit 2) naming
+    the step and the step to resume from, not a traceback; moving the step aside as advised works."""
+    import re
+    import shutil
+    run = str(tmp_path / "run")
+    args = ["--config", TINY, "--workdir", run, f"--config.data.train_dir={shards}", "--config.model.hidden_size=32",
+            "--config.model.intermediate_size=64", "--config.global_batch_size=8", "--config.optim.warmup_steps=2",
+            "--config.checkpoint.every_steps=2", "--config.checkpoint.async_save=False", "--config.log_every_steps=1"]
+    assert cli(["pretrain", *args, "--config.optim.total_steps=4"]).returncode == 0
+    step4 = os.path.join(run, "checkpoints", "4")
+    os.remove(os.path.join(step4, checkpointing.CHECKSUMS))
+    victim = max((p for p in glob.glob(os.path.join(step4, "state", "**", "*"), recursive=True) if os.path.isfile(p)),
+                 key=os.path.getsize)
+    with open(victim, "r+b") as f:
+        f.truncate(10)
+    res = cli(["pretrain", *args, "--config.optim.total_steps=6"])
+    assert res.returncode == 2, res.stderr[-3000:]
+    line = [x for x in res.stderr.splitlines() if x.startswith("bert-jax pretrain: ")]
+    assert len(line) == 1 and f"checkpoint step 4 in {run}/checkpoints" in line[0] and "reading it failed" in line[0]
+    assert f'File "{os.path.join(ROOT, "bert_jax")}' not in res.stderr  # no traceback through bert-jax
+    advice = re.search(r"Step 2 is the newest usable step: move (\S+) aside", line[0])
+    assert advice and advice.group(1) == step4
+    shutil.move(step4, str(tmp_path / "step4-moved"))
+    res = cli(["pretrain", *args, "--config.optim.total_steps=6"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [r["step"] for r in rows(run) if "train/loss" in r] == [1, 2, 3, 4, 5, 6]  # resumed from 2
+
+
 def test_metrics_after_resume_read_as_one_run(shards, tmp_path):
     """A run that logged steps past its last checkpoint and died: the resumed run drops
     those rows, so every step appears once."""
