@@ -272,8 +272,14 @@ def _read_error(manager_or_dir, step: int, err: Exception) -> ValueError:
     (``CheckpointCorrupt``, with the newest older usable step).
     """
     directory, _, cache = _directory_and_steps(manager_or_dir)
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    detail = f"{type(err).__name__}: {first[:400]}"
+    # Orbax wraps TensorStore's error (which names the array and the byte range) in one that
+    # names only an index and a spec: report the innermost cause.
+    seen = [err]
+    while (seen[-1].__cause__ or seen[-1].__context__) is not None and len(seen) < 20:
+        seen.append(seen[-1].__cause__ or seen[-1].__context__)
+    root = seen[-1]
+    first = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+    detail = f"{type(root).__name__}: {first[:400]}"
     if verify_step(directory, step, cache).status == "verified":
         return CheckpointUnreadable(directory, step, detail)
     return CheckpointCorrupt(directory, step, f"reading it failed ({detail})", _older_advice(manager_or_dir, step))

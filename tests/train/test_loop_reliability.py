@@ -127,6 +127,7 @@ def test_unverified_step_that_fails_to_read_is_refused_with_advice_that_works(sh
     line = [x for x in res.stderr.splitlines() if x.startswith("bert-jax pretrain: ")]
     assert len(line) == 1 and f"checkpoint step 4 in {run}/checkpoints" in line[0] and "reading it failed" in line[0]
     assert f'File "{os.path.join(ROOT, "bert_jax")}' not in res.stderr  # no traceback through bert-jax
+    assert re.search(r"reading it failed \(\w+: .*(opt_state|params)\.", line[0])  # TensorStore's cause: the array
     advice = re.search(r"Step 2 is the newest usable step: move (\S+) aside", line[0])
     assert advice and advice.group(1) == step4
     shutil.move(step4, str(tmp_path / "step4-moved"))
