@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from typing import Any, Callable
 
 import ml_collections
@@ -266,8 +267,13 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         return checkpointing.save(manager, step, state, batches.position, meta, force=force)
 
     def evaluate(step, state):
+        # The training work dispatched before the evaluation finishes first, so the time left out
+        # of the throughput figures is the evaluation's own.
+        jax.block_until_ready(state.params)
+        start = time.perf_counter()
         values = job.evaluate(context, state.params, step)
         writer.write(step, values, prefix="eval")
+        throughput.exclude(time.perf_counter() - start)
         return values
 
     metrics_hook = hooks_lib.MetricsHook(writer, throughput, cfg.log_every_steps, total,

@@ -120,7 +120,8 @@ class Throughput:
 
     ``flops_per_step`` is for rows of ``seq_length`` positions. When batches are shorter (length-
     bucketed fine-tuning), ``tick(seq_length)`` says so and ``flops_at(seq_length)`` gives that
-    step's FLOPs, so tokens/s and MFU count the positions actually computed.
+    step's FLOPs, so tokens/s and MFU count the positions actually computed. ``exclude(seconds)``
+    leaves evaluation time out of the interval it fell in.
     """
 
     def __init__(self, global_batch_size: int, seq_length: int, flops_per_step: float,
@@ -129,6 +130,7 @@ class Throughput:
         self.flops, self.devices, self.peak = flops_per_step, num_devices, peak_flops_per_device
         self.flops_at = flops_at
         self._t0, self._steps, self._tokens, self._flops = time.perf_counter(), 0, 0, 0.0
+        self._excluded = 0.0
 
     def tick(self, seq_length: int | None = None) -> None:
         seq = self.seq if seq_length is None else int(seq_length)
@@ -136,18 +138,23 @@ class Throughput:
         self._tokens += self.batch * seq
         self._flops += self.flops if seq == self.seq or self.flops_at is None else self.flops_at(seq)
 
+    def exclude(self, seconds: float) -> None:
+        """Leave ``seconds`` of the current interval out of its rates (time spent evaluating)."""
+        self._excluded += max(0.0, float(seconds))
+
     def read(self) -> dict[str, float]:
         """Figures since the last ``read`` (call after the metrics were fetched,
-        so the device work of the interval is complete)."""
+        so the device work of the interval is complete); ``{}`` when no step ran."""
         now = time.perf_counter()
-        elapsed = max(now - self._t0, 1e-12)
-        if not self._steps:  # nothing ticked: count the interval as one full-length step
-            self.tick()
-        dt = elapsed / self._steps
-        out = {"step_time_s": dt, "seq_per_s": self.batch / dt, "tokens_per_s": self._tokens / elapsed}
+        elapsed = max(now - self._t0 - self._excluded, 1e-12)
+        steps, tokens, flops = self._steps, self._tokens, self._flops
+        self._t0, self._steps, self._tokens, self._flops, self._excluded = now, 0, 0, 0.0, 0.0
+        if not steps:
+            return {}
+        dt = elapsed / steps
+        out = {"step_time_s": dt, "seq_per_s": self.batch / dt, "tokens_per_s": tokens / elapsed}
         if self.peak:
-            out["mfu"] = self._flops / elapsed / (self.devices * self.peak)
-        self._t0, self._steps, self._tokens, self._flops = now, 0, 0, 0.0
+            out["mfu"] = flops / elapsed / (self.devices * self.peak)
         return out
 
 

@@ -1,0 +1,70 @@
+"""Throughput figures count training only: an interval with no step reports nothing, and time
+spent evaluating is left out of the interval it fell in."""
+
+import dataclasses
+import json
+import os
+import time
+
+import pytest
+
+from bert_jax.metrics import writer
+
+
+def test_interval_without_a_step_reports_nothing(monkeypatch):
+    clock = iter([0.0, 2.0, 3.0, 4.0])
+    monkeypatch.setattr(writer.time, "perf_counter", lambda: next(clock))
+    t = writer.Throughput(4, 128, 1000.0, 1, 100.0)
+    assert t.read() == {}  # was one invented full-length step
+    t.tick()
+    assert t.read()["step_time_s"] == pytest.approx(1.0)  # the empty interval did not carry over
+
+
+def test_excluded_seconds_are_left_out_of_the_rates(monkeypatch):
+    clock = iter([0.0, 5.0, 6.0])
+    monkeypatch.setattr(writer.time, "perf_counter", lambda: next(clock))
+    t = writer.Throughput(4, 128, 1000.0, 1, 100.0)
+    t.tick(), t.tick()
+    t.exclude(3.0)  # 5 s in all, 3 of them evaluating: 2 steps in 2 s
+    out = t.read()
+    assert out["step_time_s"] == pytest.approx(1.0) and out["seq_per_s"] == pytest.approx(4.0)
+    assert out["tokens_per_s"] == pytest.approx(512.0) and out["mfu"] == pytest.approx(2000.0 / 2 / 100)
+    t.tick()
+    assert t.read()["step_time_s"] == pytest.approx(1.0)  # the exclusion was for that interval only
+
+
+def test_the_loop_leaves_evaluation_time_out_of_step_time(tmp_path):
+    """A pretraining run whose evaluation takes 2 s, every 2 steps: without the exclusion every
+    interval after an evaluation would report >= 1 s per step of a model that steps in ms."""
+    pytest.importorskip("tokenizers")
+    from data_pipeline.build import BuildOptions, build
+    from bert_jax import launch
+    from bert_jax.tasks.pretraining import pretraining_job
+    from bert_jax.trainer import run_training
+    from bert_jax.vocab import train_wordpiece
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    corpus = [os.path.join(root, "data", "corpus", "faq.txt")]
+    train_wordpiece(corpus, 500, output_dir=str(tmp_path / "vocab"), progress=False)
+    build(BuildOptions(inputs=tuple(corpus), vocab_file=str(tmp_path / "vocab" / "vocab.txt"), max_seq_length=32,
+                       max_predictions_per_seq=5, dupe_factor=1, seed=1), str(tmp_path / "shards"))
+    cfg = launch.load_config(os.path.join(root, "configs", "pretrain", "tiny.py"), [
+        f"data.train_dir={str(tmp_path / 'shards')!r}", f"data.eval_dir={str(tmp_path / 'shards')!r}",
+        "data.max_seq_length=32", "data.max_predictions_per_seq=5", "model.hidden_size=32",
+        "model.intermediate_size=64", "global_batch_size=4", "optim.total_steps=8", "optim.warmup_steps=1",
+        "log_every_steps=2", "eval_every_steps=2", "eval_steps=1", "checkpoint.every_steps=0"])
+    make_job = pretraining_job()
+
+    def slow_eval_job(*args, **kwargs):
+        job = make_job(*args, **kwargs)
+
+        def evaluate(*a):
+            time.sleep(2.0)
+            return job.evaluate(*a)
+        return dataclasses.replace(job, evaluate=evaluate)
+
+    run_training(cfg, str(tmp_path / "run"), slow_eval_job)
+    with open(tmp_path / "run" / "metrics.jsonl") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    times = {r["step"]: r["train/step_time_s"] for r in rows if "train/step_time_s" in r}
+    assert sorted(times) == [2, 4, 6, 8]
+    assert all(times[s] < 0.5 for s in (4, 6, 8)), times  # step 2's interval holds the compile
