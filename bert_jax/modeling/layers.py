@@ -83,8 +83,8 @@ def uniform_16bit(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     within = counters_shape[1:] if len(counters_shape) > 1 else counters_shape
     if np.prod(within) >= 2 ** 32:
         raise DropoutTooLarge(f"dropout on {shape} needs more than 2**32 random counters within one row "
-                         f"(the axes after the first); use a shorter max_seq_length, or set that dropout "
-                         f"rate (e.g. model.attention_probs_dropout_prob) to 0")
+                              "(the axes after the first); use a shorter max_seq_length, or set that dropout "
+                              "rate (e.g. model.attention_probs_dropout_prob) to 0")
     counter, stride = jnp.zeros(counters_shape, jnp.uint32), 1
     for axis in reversed(range(len(counters_shape) - len(within), len(counters_shape))):
         counter = counter + jax.lax.broadcasted_iota(jnp.uint32, counters_shape, axis) * np.uint32(stride)
