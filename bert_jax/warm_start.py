@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import warnings
 
 import numpy as np
 
@@ -113,18 +112,10 @@ def load_init_params(path: str, model_config, target: str, fresh_params, *, scan
     from bert_jax.convert import hf
     check_architecture(path, model_config)
     state = source_state_dict(path)
-    hf_logger = logging.getLogger(hf.__name__)
-    level = hf_logger.level
-    with warnings.catch_warnings():
-        # The converter reports fresh parameters itself; here they are reported once, naming init_from.
-        warnings.simplefilter("ignore")
-        hf_logger.setLevel(logging.ERROR)
-        try:
-            params, report = hf.hf_state_dict_to_params(
-                state, model_config, target, init_params=hf.unstack_layers(jax.device_get(fresh_params)),
-                scan_layers=scan_layers, ignore_mismatched_heads=True)
-        finally:
-            hf_logger.setLevel(level)
+    # Reported here, once, naming init_from (not by the converter as well).
+    params, report = hf.hf_state_dict_to_params(
+        state, model_config, target, init_params=hf.unstack_layers(jax.device_get(fresh_params)),
+        scan_layers=scan_layers, ignore_mismatched_heads=True, report_to_user=False)
     if report.initialized:
         log.warning("init_from=%s: encoder restored (%d tensors); freshly initialised (trained from scratch by "
                     "this run): %s", path, len(report.loaded), ", ".join(report.initialized))

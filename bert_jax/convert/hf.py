@@ -94,7 +94,8 @@ def _normalize(key: str, target: str, report: ConversionReport) -> str:
 
 def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *, init_params: dict | None = None,
                             seed: int = 0, param_dtype=np.float32, scan_layers: bool = False,
-                            ignore_mismatched_heads: bool = False) -> tuple[dict, ConversionReport]:
+                            ignore_mismatched_heads: bool = False, report_to_user: bool = True
+                            ) -> tuple[dict, ConversionReport]:
     """Maps a Hugging Face state dict onto the parameter tree of class ``target``.
 
     Args:
@@ -108,6 +109,8 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
       ignore_mismatched_heads: a head tensor whose shape does not fit (a classifier for another
         number of labels) is reported unused and the head freshly initialised, instead of an error.
         Encoder mismatches are always errors.
+      report_to_user: warn about freshly initialised parameters and log unused keys; False leaves
+        that to the caller (both are in the returned report).
     Returns:
       (params nested dict of numpy arrays, ConversionReport).
     Raises:
@@ -176,8 +179,9 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
         names = sorted(flax_path_to_hf_key(p) for p in missing)
         message = (f"{target}: {len(names)} parameter(s) not in the checkpoint are freshly initialised "
                    f"(train them before use): {', '.join(names)}")
-        warnings.warn(message, stacklevel=2)
-        logger.warning(message)
+        if report_to_user:
+            warnings.warn(message, stacklevel=2)
+            logger.warning(message)
         if init_params is None:
             from bert_jax.modeling.modules import build_module, init_params as _init
             import jax
@@ -188,7 +192,7 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
         for path in missing:
             flat[path] = np.asarray(fresh[path])
         report.initialized = names
-    if report.unused:
+    if report.unused and report_to_user:
         logger.info("%s: %d checkpoint key(s) not used by this class: %s", target, len(report.unused),
                     ", ".join(report.unused))
     params = unflatten_dict(flat)
