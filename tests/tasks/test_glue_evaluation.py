@@ -187,3 +187,17 @@ def test_several_seeds_give_a_summary_with_mean_and_std(run, capsys):
     assert acc["mean"] == pytest.approx(sum(per_seed) / 2)
     assert acc["std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
     assert "mean +- std over seeds [0, 1]" in capsys.readouterr().out
+
+
+def test_evaluating_with_another_model_shape_is_refused_in_one_line(run, capsys):
+    """A config whose model shape is not the run's: one line (exit 2) naming both shapes, not a
+    traceback from the restore; following its advice (the checkpoint's shape) evaluates."""
+    workdir = _copy_run(run, "other_shape")
+    args = ["--config", RTE, "--workdir", workdir, *[f"--config.{a}" for a in run["args"]]]
+    capsys.readouterr()
+    assert launch.evaluate_main(args + ["--config.model.intermediate_size=128"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bert-jax evaluate: ") and "different model shape" in err[0]
+    assert "checkpoint [64] vs model [128]" in err[0], err
+    assert not os.path.exists(os.path.join(workdir, "eval"))
+    assert launch.evaluate_main(args) == 0
