@@ -48,6 +48,7 @@ def common_defaults() -> ml_collections.ConfigDict:
       distributed.*            coordinator_address, num_processes, process_id (-1 = from env);
                                initialize: "auto" (when the env says multi-host), "yes", "no"
       peak_flops_per_device    override the MFU peak (FLOP/s); 0 = from bert_jax.flops table
+      compilation_cache_dir    persistent XLA compilation cache ("" = off; bert_jax.compile_cache)
     """
     c = ml_collections.ConfigDict()
     c.seed = 0
@@ -78,6 +79,7 @@ def common_defaults() -> ml_collections.ConfigDict:
     c.distributed = ml_collections.ConfigDict(dict(
         initialize="auto", coordinator_address="", num_processes=-1, process_id=-1))
     c.peak_flops_per_device = 0.0
+    c.compilation_cache_dir = ""
     return c
 
 
@@ -287,6 +289,9 @@ FIELD_HELP = {
     "distributed.num_processes": "number of processes (-1 = from the environment)",
     "distributed.process_id": "this process (-1 = from the environment)",
     "peak_flops_per_device": "MFU peak in FLOP/s (0 = bert_jax.flops table)",
+    "compilation_cache_dir": "persistent XLA compilation cache ('' = off): a restarted or repeated run loads its "
+                             "compiled steps from <dir>/<machine>/ instead of compiling; process 0 writes, all "
+                             "read, so a folder every host reads (gs://...) serves a pod (docs/training.md)",
     "use_nsp": "add the next-sentence loss",
     "data.train_dir": "pretraining shards (bert-jax data build)",
     "data.eval_dir": "held-out shards for evaluation ('' = none)",

@@ -109,6 +109,7 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
         raise ConfigError(str(e)) from None
     import jax
     from bert_jax import partitioning
+    from bert_jax.compile_cache import compilation_cache
 
     cfg = ml_collections.FrozenConfigDict(config)
     validate(cfg)
@@ -136,7 +137,8 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
         except WorkdirLocked as e:
             raise ConfigError(str(e)) from None
     try:
-        return _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, lock)
+        with compilation_cache(cfg.compilation_cache_dir):
+            return _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, lock)
     except BaseException:
         if lock is not None:
             lock.release()

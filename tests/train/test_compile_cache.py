@@ -1,0 +1,53 @@
+"""``compilation_cache_dir``: a repeated run loads its compiled train step from the persistent
+cache (and trains the same), entries sit under a per-machine folder, and the setting does not
+outlive the run."""
+
+import glob
+import json
+import logging
+import os
+
+import pytest
+
+jax = pytest.importorskip("jax")
+
+from bert_jax import compile_cache, launch  # noqa: E402
+from train_helpers import TINY  # noqa: E402
+
+
+def _config(shards, cache, *extra):
+    return launch.load_config(TINY, [f"data.train_dir={shards!r}", "model.hidden_size=32",
+                                     "model.intermediate_size=64", "global_batch_size=8", "optim.total_steps=3",
+                                     "optim.warmup_steps=1", "log_every_steps=1", "checkpoint.every_steps=0",
+                                     f"compilation_cache_dir={cache!r}", *extra])
+
+
+def _losses(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line)["train/loss"] for line in f if '"train/loss"' in line]
+
+
+def test_a_repeated_run_loads_its_train_step_from_the_cache(corpus_shards, tmp_path, caplog):
+    cache = str(tmp_path / "xla_cache")
+    jax.jit(lambda x: x + 1)(1.0)  # this process compiled before the run (JAX then decided: no cache)
+    launch.run_pretraining(_config(corpus_shards["shards"], cache), str(tmp_path / "first"))
+    folder = os.path.join(cache, compile_cache.machine_tag())
+    assert glob.glob(os.path.join(folder, "jit_train_step-*"))
+    assert jax.config.jax_compilation_cache_dir is None  # restored when the run ended
+    with caplog.at_level(logging.DEBUG, logger="jax._src.compiler"):
+        launch.run_pretraining(_config(corpus_shards["shards"], cache), str(tmp_path / "second"))
+    hits = [r.getMessage() for r in caplog.records if "Persistent compilation cache hit" in r.getMessage()]
+    assert any("'jit_train_step'" in m for m in hits), hits
+    assert _losses(tmp_path / "second") == _losses(tmp_path / "first")
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="jax._src.compiler"):  # off again without the field
+        launch.run_pretraining(_config(corpus_shards["shards"], ""), str(tmp_path / "third"))
+    assert not [r for r in caplog.records if "Persistent compilation cache" in r.getMessage()]
+
+
+def test_machines_with_other_cpu_features_get_other_folders(monkeypatch):
+    if jax.devices()[0].platform != "cpu":
+        pytest.skip("the CPU folder name")
+    here = compile_cache.machine_tag()
+    monkeypatch.setattr(compile_cache, "_cpu_description", lambda: "x86_64|Another CPU|avx2 fma sse4_2")
+    assert compile_cache.machine_tag() != here and compile_cache.machine_tag().startswith("cpu-")
