@@ -38,6 +38,7 @@ every barrier while the other load holds a core, which slowed it about tenfold i
   python benchmarks/time_to_accuracy.py                                  # target 0.10
   python benchmarks/time_to_accuracy.py --torch-threads 1                # shared machine
   python benchmarks/time_to_accuracy.py --target 0.05 --max-steps 100    # smoke
+  python benchmarks/time_to_accuracy.py --compilation-cache /tmp/xla      # twice: cold, then warm
 
 Target 0.10: about 3x the best context-free guess on the held-out text (always the most
 frequent masked token), reached by the tiny recipe in a few hundred steps. A side that does
@@ -271,6 +272,9 @@ def main(argv=None) -> int:
     parser.add_argument("--torch-threads", type=int, default=os.cpu_count(),
                         help="reference intra-op threads (default: the CPU count)")
     parser.add_argument("--sides", nargs="+", default=["bert-jax", "reference"], choices=["bert-jax", "reference"])
+    parser.add_argument("--compilation-cache", default="",
+                        help="bert-jax's compilation_cache_dir; run twice with the same DIR to time a restart that "
+                             "loads its compiled steps (the first run fills it; the output says cold or warm)")
     args = parser.parse_args(argv)
     if args.max_steps % args.eval_every or not 0 < args.max_steps <= args.schedule_steps:
         parser.error("--max-steps must be a multiple of --eval-every and at most --schedule-steps")
@@ -291,7 +295,8 @@ def main(argv=None) -> int:
             f"data.train_dir={train_dir!r}", f"data.eval_dir={eval_dir!r}",
             f"optim.total_steps={args.schedule_steps}", f"optim.warmup_steps={args.schedule_steps // 10}",
             f"eval_every_steps={args.eval_every}", f"eval_steps={args.eval_steps}",
-            f"log_every_steps={args.eval_every}", "checkpoint.every_steps=0"])
+            f"log_every_steps={args.eval_every}", "checkpoint.every_steps=0",
+            f"compilation_cache_dir={args.compilation_cache!r}"])
         run_dir = os.path.join(work, "bert_jax_run")
         if os.path.exists(run_dir):
             raise SystemExit(f"{run_dir} exists (a resumed run would not be timed from the start); remove it")
@@ -299,7 +304,12 @@ def main(argv=None) -> int:
         for side in args.sides:
             progress(f"{side}: training to held-out MLM accuracy {args.target} (at most {args.max_steps} steps)")
             load_before = os.getloadavg()[0]
+            cache = None
             if side == "bert-jax":
+                if args.compilation_cache:
+                    from bert_jax.compile_cache import machine_tag
+                    cache = "warm" if glob.glob(os.path.join(args.compilation_cache, machine_tag(),
+                                                             "jit_train_step-*")) else "cold"
                 points = run_bert_jax(cfg, run_dir, args.target, args.max_steps)
             else:
                 points = run_reference(cfg, args.target, args.max_steps, args.torch_threads)
@@ -308,6 +318,7 @@ def main(argv=None) -> int:
                               "eval_steps": args.eval_steps, "schedule_steps": args.schedule_steps,
                               "recipe": "configs/pretrain/tiny.py, float32",
                               **({"torch_threads": args.torch_threads} if side == "reference" else {}),
+                              **({"compilation_cache": cache} if cache else {}),
                               "load_avg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                               **info}), flush=True)
     if len(results) == 2:
