@@ -237,7 +237,7 @@ def main(argv: list[str]) -> int:
         )
     except (OSError, ValueError) as error:
         print(f"bert-jax tokenizer train: error: {error}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {tokenizer.vocab_size}-token vocabulary to {args.output} "
           f"([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4)")
     return 0

@@ -460,6 +460,14 @@ def build(
     if missing:
         logger.info("%d shard(s) still missing (e.g. %s); the manifest is written once all exist", len(missing), missing[:5])
         return None
+    if not sum(s["num_examples"] for s in sidecars):
+        # A manifest of nothing would look like a finished build; training would only say "no full batch".
+        documents = sum(s["num_documents"] for s in sidecars)
+        lone = _merge_warnings([s["warnings"] for s in sidecars]).get("single_sentence_documents", 0)
+        raise BuildError(f"the inputs gave 0 examples: {documents} document(s), {lone} of them of one sentence, and "
+                         f"an example needs a document of two or more; check --input-format (now "
+                         f"{opts.input_format!r}) against the files' layout, then re-run with --overwrite. "
+                         "No manifest was written")
     shutil.rmtree(os.path.join(output, PARTIAL), ignore_errors=True)
     return write_manifest(opts, output, vocab, tok_settings, sidecars, requested_max_predictions)
 

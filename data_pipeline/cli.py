@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             print(inspect.report(args.directory, num_decoded=args.examples, max_examples=args.max_examples or None))
         except (shards.ShardError, ValueError) as err:
             print(f"bert-jax data inspect: error: {err}", file=sys.stderr)
-            return 1
+            return 2
         return 0
     opts = build.BuildOptions(
         inputs=tuple(args.input),
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (build.BuildError, sources.InputError, shards.ShardError, tokens.VocabError, ValueError) as err:
         print(f"bert-jax data build: error: {err}", file=sys.stderr)
-        return 1
+        return 2
     if manifest is None:
         print(f"built shards {args.shard_range}; run the same command on the other ranges, then once more "
               f"in the directory holding all shards to write the manifest")

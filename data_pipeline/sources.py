@@ -127,6 +127,9 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
 _SNIFF_BYTES = 64 << 10
 _MAX_NON_TEXT_SHARE = 0.10
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+_MAX_BAD_LINE_SHARE = 0.10  # of the first non-blank lines: more is another encoding, not a stray line
+_MIN_BAD_LINES = 3
+_WARN_SKIPPED_LINES = 3  # invalid lines named one by one per file; the rest are counted
 
 
 def binary_reason(path: str, block: bytes | None = None) -> str | None:
@@ -155,9 +158,34 @@ def binary_reason(path: str, block: bytes | None = None) -> str | None:
     return None
 
 
+def encoding_reason(block: bytes) -> str | None:
+    """Why the text in ``block`` (a file's first bytes) is in another encoding than UTF-8, or None.
+
+    ``--on-invalid-utf8 skip`` is for a stray bad line; a file where many lines do not decode
+    (Latin-1, cp1252, ...) would lose most of its text line by line, so it is refused instead.
+    """
+    lines = block.split(b"\n")
+    if len(block) >= _SNIFF_BYTES:
+        lines = lines[:-1]  # the last line may be cut mid-character
+    lines = [line for line in lines if line.strip()]
+    bad = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(number)
+    if len(bad) >= _MIN_BAD_LINES and len(bad) > _MAX_BAD_LINE_SHARE * len(lines):
+        return f"{len(bad)} of its first {len(lines)} non-blank lines are not valid UTF-8, the first at line {bad[0]}"
+    return None
+
+
 def check_text_file(path: str, what: str = "input file") -> None:
-    """Raises ``InputError`` naming ``path`` if it looks binary (see ``binary_reason``)."""
-    _refuse_binary(path, binary_reason(path), what)
+    """Raises ``InputError`` naming ``path`` if it looks binary (``binary_reason``) or is in
+    another encoding than UTF-8 (``encoding_reason``)."""
+    with open(path, "rb") as f:
+        block = f.read(_SNIFF_BYTES)
+    _refuse_binary(path, binary_reason(path, block), what)
+    _refuse_encoding(path, encoding_reason(block), what)
 
 
 def _refuse_binary(path: str, reason: str | None, what: str = "input file") -> None:
@@ -165,6 +193,16 @@ def _refuse_binary(path: str, reason: str | None, what: str = "input file") -> N
         raise InputError(
             f"{what} {path} looks binary, not text ({reason}); remove it from the inputs "
             "(bert-jax reads UTF-8 text files)"
+        )
+
+
+def _refuse_encoding(path: str, reason: str | None, what: str = "input file") -> None:
+    if reason:
+        name = os.path.basename(path)
+        raise InputError(
+            f"{what} {path} is not UTF-8 ({reason}); convert it and pass the converted file, e.g. "
+            f"`iconv -f latin1 -t utf-8 {name} > {os.path.splitext(name)[0]}.utf8.txt` (latin1 if it is "
+            "Latin-1; `file -i` guesses the encoding)"
         )
 
 
@@ -193,6 +231,7 @@ def fingerprint_inputs(files: list[str]) -> list[dict]:
                 first = f.read(_SNIFF_BYTES)
                 if not spec.startswith("hf:"):
                     _refuse_binary(path, binary_reason(path, first))
+                    _refuse_encoding(path, encoding_reason(first))
                 digest.update(first)
                 for block in iter(lambda: f.read(1 << 22), b""):
                     digest.update(block)
@@ -224,7 +263,9 @@ def changed_inputs(recorded: list[dict], current: list[dict]) -> list[str]:
 
 
 def _decoded_lines(path: str, on_invalid_utf8: str) -> Iterator[tuple[int, str]]:
-    """Yields ``(line_number, NFC text)``; invalid UTF-8 lines are skipped with a warning or fatal."""
+    """Yields ``(line_number, NFC text)``; invalid UTF-8 lines are skipped with a warning (the
+    first few by line, then one count per file) or fatal."""
+    skipped = 0
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
@@ -236,9 +277,14 @@ def _decoded_lines(path: str, on_invalid_utf8: str) -> Iterator[tuple[int, str]]
                 )
                 if on_invalid_utf8 == "error":
                     raise InputError(msg + "; fix the file or pass --on-invalid-utf8 skip") from None
-                logger.warning("%s; line skipped", msg)
+                skipped += 1
+                if skipped <= _WARN_SKIPPED_LINES:
+                    logger.warning("%s; line skipped", msg)
                 continue
             yield lineno, unicodedata.normalize("NFC", line.rstrip("\r\n"))
+    if skipped > _WARN_SKIPPED_LINES:
+        logger.warning("%s: %d lines of invalid UTF-8 skipped in all (the first %d named above)",
+                       path, skipped, _WARN_SKIPPED_LINES)
 
 
 def _read_text_file(path: str, input_format: str, on_invalid_utf8: str) -> Iterator[tuple[str, list[str]]]:

@@ -149,7 +149,7 @@ def main(argv: list[str]) -> int:
                          args.overwrite)
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"bert-jax convert: error: {e}", file=sys.stderr)
-        return 1
+        return 2
     names = {"hf": "Hugging Face", "tf": "original TensorFlow", "bert-jax": "bert-jax"}
     print(f"wrote {target} to {destination} ({names[to]} layout)")
     return 0

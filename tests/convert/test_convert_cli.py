@@ -41,7 +41,7 @@ def test_non_empty_output_is_refused_without_overwrite(flag, source, tmp_path, c
     (out / "notes.txt").write_text("mine\n")
     before = _snapshot(out)
     code, err = _convert(capsys, "--from", "bert-jax", str(source), flag, str(out))
-    assert code == 1
+    assert code == 2
     assert f"output {str(out)!r} is not empty (config.json, notes.txt); choose a new directory, or pass " \
            f"--overwrite" in err
     assert _snapshot(out) == before
@@ -61,7 +61,7 @@ def test_training_workdir_is_never_written_even_with_overwrite(mark, overwrite, 
     before = _snapshot(workdir)
     code, err = _convert(capsys, "--from", "bert-jax", str(source), "--to-hf", str(workdir),
                          *(["--overwrite"] if overwrite else []))
-    assert code == 1
+    assert code == 2
     assert f"output {str(workdir)!r} is a training workdir (it has {mark})" in err
     assert "--overwrite does not apply to workdirs" in err
     assert _snapshot(workdir) == before
@@ -88,4 +88,4 @@ def test_existing_empty_directory_and_output_file(source, tmp_path, capsys):
     file = tmp_path / "file"
     file.write_text("x")
     code, err = _convert(capsys, "--from", "bert-jax", str(source), "--to", str(file))
-    assert code == 1 and f"output {str(file)!r} is a file" in err and file.read_text() == "x"
+    assert code == 2 and f"output {str(file)!r} is a file" in err and file.read_text() == "x"

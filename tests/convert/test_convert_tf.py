@@ -212,7 +212,7 @@ def test_cli_converts_to_hf_reports_optimizer_slots_and_matches(tf_dirs, make_ba
 
 
 def test_missing_variable_is_an_error_naming_it(tf_dirs, tmp_path, capsys):
-    assert cli.main(["--from", "tf", str(tf_dirs / "missing"), "--to", str(tmp_path / "out")]) == 1
+    assert cli.main(["--from", "tf", str(tf_dirs / "missing"), "--to", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "missing from the checkpoint: " + MISSING in err
     assert not (tmp_path / "out").exists()

@@ -137,7 +137,7 @@ def test_native_layout_and_cli_both_ways(pretrained, tmp_path, capsys):
     assert "wrote BertModel" in capsys.readouterr().out
 
     # Errors are reported, not raised, with the reason.
-    assert cli.main(["--from", "bert-jax", str(hf_dir), "--to", str(tmp_path / "x")]) == 1
+    assert cli.main(["--from", "bert-jax", str(hf_dir), "--to", str(tmp_path / "x")]) == 2
     assert "use --from hf" in capsys.readouterr().err
 
 

@@ -154,9 +154,9 @@ def test_cli_build_and_inspect(tmp_path, small_corpus, vocab_file, capsys):
     text = capsys.readouterr().out
     assert "NSP random-next" in text and "masked fraction" in text and "[MASK](" in text
     rc = cli.main(["build", "--input", small_corpus, "--vocab", vocab_file, "--output", out, "--num-shards", "3"])
-    assert rc == 1
+    assert rc == 2
     assert "num_shards: 2 -> 3" in capsys.readouterr().err
-    assert cli.main(["build", "--input", str(tmp_path / "nope"), "--vocab", vocab_file, "--output", out]) == 1
+    assert cli.main(["build", "--input", str(tmp_path / "nope"), "--vocab", vocab_file, "--output", out]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -224,5 +224,5 @@ def test_shard_range_flag_is_checked(tmp_path, small_corpus, vocab_file, capsys)
     with pytest.raises(SystemExit):
         cli.main(base + ["--shard-range", "2-3"])
     assert "START:END" in capsys.readouterr().err
-    assert cli.main(base + ["--shard-range", "3:9"]) == 1
+    assert cli.main(base + ["--shard-range", "3:9"]) == 2
     assert "not within 0:4" in capsys.readouterr().err

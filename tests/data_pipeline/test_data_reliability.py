@@ -89,7 +89,7 @@ def test_cli_changed_input_message_and_overwrite(tmp_path, two_files, vocab_file
     with open(b, "a", encoding="utf-8") as f:
         f.write("\n" + "\n".join(read_documents(str(CORPUS_DIR / "howto.txt"), 5)[0]) + "\n")
     run = _cli_build(*args)
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert f"{b} changed size" in run.stderr and "--overwrite" in run.stderr and "Traceback" not in run.stderr
     assert not os.path.exists(os.path.join(out, shards.MANIFEST))
     assert _cli_build(*args, "--overwrite").returncode == 0
@@ -176,8 +176,56 @@ def test_cli_binary_input(tmp_path, small_corpus, vocab_file):
     gz = tmp_path / "faq.txt.gz"
     gz.write_bytes(gzip.compress(open(CORPUS_DIR / "faq.txt", "rb").read()))
     run = _cli_build("--input", small_corpus, str(gz), "--vocab", vocab_file, "--output", str(tmp_path / "out"))
-    assert run.returncode == 1 and f"{gz} looks binary" in run.stderr
+    assert run.returncode == 2 and f"{gz} looks binary" in run.stderr
     assert run.stderr.count("\n") < 10
+
+
+def test_latin1_input_is_refused_with_iconv_advice_that_works(tmp_path, small_corpus, vocab_file):
+    """A corpus file in Latin-1 (real text: faq.txt with its accented re-spellings, encoded as
+    Latin-1) was built line by line with most lines skipped -- 0 examples, exit 0. It is refused
+    before anything is written, and the advised iconv conversion builds."""
+    text = open(CORPUS_DIR / "faq.txt", encoding="utf-8").read().replace("e", "\u00e9")
+    latin1 = tmp_path / "faq_latin1.txt"
+    latin1.write_bytes(text.encode("latin-1"))
+    out = tmp_path / "out"
+    run = _cli_build("--input", str(latin1), "--vocab", vocab_file, "--output", str(out))
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert f"input file {latin1} is not UTF-8" in run.stderr and "iconv -f latin1 -t utf-8 faq_latin1.txt" in run.stderr
+    assert run.stderr.count("\n") < 5 and not out.exists()
+    converted = tmp_path / "faq_latin1.utf8.txt"
+    subprocess.run(f"iconv -f latin1 -t utf-8 faq_latin1.txt > {converted.name}", shell=True, cwd=tmp_path, check=True)
+    run = _cli_build("--input", str(converted), "--vocab", vocab_file, "--output", str(out))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "wrote 0 examples" not in run.stdout and "examples in 1 shard" in run.stdout
+
+
+def test_stray_invalid_lines_are_skipped_with_one_warning_per_file_beyond_the_first_few(tmp_path, small_corpus,
+                                                                                       vocab_file, caplog):
+    lines = open(small_corpus, "rb").read().splitlines(keepends=True)
+    for i in range(0, 40, 8):  # 5 bad lines among many good ones: skipped, not refused
+        lines[i] = b"caf\xe9 " + lines[i]
+    damaged = tmp_path / "damaged.txt"
+    damaged.write_bytes(b"".join(lines))
+    with caplog.at_level(logging.WARNING):
+        build.build(make_options([str(damaged)], vocab_file), str(tmp_path / "out"))
+    skipped = [r.getMessage() for r in caplog.records if "invalid UTF-8" in r.getMessage()]
+    assert len(skipped) == 4 and all("line skipped" in m for m in skipped[:3])
+    assert skipped[3] == f"{damaged}: 5 lines of invalid UTF-8 skipped in all (the first 3 named above)"
+
+
+def test_inputs_that_give_no_examples_write_no_manifest(tmp_path, vocab_file):
+    """Every document a single sentence (corpus lines, each its own document): no example can be
+    made, so the build fails naming why instead of writing an empty shard set that looks done."""
+    lines = [line for line in open(CORPUS_DIR / "faq.txt", encoding="utf-8").read().splitlines() if line.strip()]
+    lone = tmp_path / "lone.txt"
+    lone.write_text("\n\n".join(lines[:40]) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run = _cli_build("--input", str(lone), "--vocab", vocab_file, "--output", str(out))
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "the inputs gave 0 examples: 40 document(s), 40 of them of one sentence" in run.stderr
+    assert not (out / "manifest.json").exists()
+    run = _cli_build("--input", str(CORPUS_DIR / "faq.txt"), "--vocab", vocab_file, "--output", str(out), "--overwrite")
+    assert run.returncode == 0 and (out / "manifest.json").exists()  # the advice: fix the input, --overwrite
 
 
 # 4 -------------------------------------------------------------------------------------------
@@ -283,7 +331,7 @@ def test_truncated_manifest_names_the_file_and_rebuild_fixes_it(tmp_path, small_
     message = str(info.value)
     assert f"{path} is damaged (300 bytes, not valid JSON" in message
     assert "re-run the same `bert-jax data build` command" in message
-    assert cli.main(["inspect", out]) == 1
+    assert cli.main(["inspect", out]) == 2
     assert f"{path} is damaged" in capsys.readouterr().err
     shard_mtime = os.path.getmtime(os.path.join(out, shards.shard_name(0, 2) + ".bin"))
     build.build(opts, out)  # the advice: the same build command

@@ -82,7 +82,7 @@ def test_cli_trains_a_vocabulary(tmp_path, corpus_files, capsys):
     assert "wrote 600-token vocabulary" in capsys.readouterr().out
     tok = BertTokenizer.from_pretrained(out)
     assert tok.vocab_size == 600 and tok.do_lower_case is False
-    assert main(["train", "--input", str(tmp_path / "missing.txt"), "--vocab-size", "600", "--output", str(out)]) == 1
+    assert main(["train", "--input", str(tmp_path / "missing.txt"), "--vocab-size", "600", "--output", str(out)]) == 2
     assert "corpus file not found" in capsys.readouterr().err
 
 
