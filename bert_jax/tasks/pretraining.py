@@ -20,6 +20,7 @@ no ``[batch, length, vocab]`` logits are ever formed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,6 +179,23 @@ def open_loader(shard_dir: str, cfg, *, seed: int, shuffle_seed_offset: int = 0)
     return loader
 
 
+def _check_eval_shards(cfg, train_manifest: dict) -> None:
+    """Refuse held-out shards that the first evaluation would fail on, or whose accuracy would mean
+    nothing: another length or prediction count than the config (``open_loader``), too few examples
+    for a batch, or another vocabulary than the training shards'."""
+    eval_loader = open_loader(cfg.data.eval_dir, cfg, seed=int(cfg.seed) + 1)
+    try:
+        manifest = eval_loader.manifest
+    finally:
+        eval_loader.close()
+    have, want = manifest.get("vocab_hash"), train_manifest.get("vocab_hash")
+    _require(have is None or want is None or have == want,
+             f"the eval shards in {cfg.data.eval_dir} were built with another vocabulary "
+             f"({manifest.get('vocab_size')} tokens) than the training shards in {cfg.data.train_dir} "
+             f"({train_manifest.get('vocab_size')} tokens), so token ids mean other words there; rebuild them with "
+             f"--vocab {os.path.join(cfg.data.train_dir, 'vocab.txt')}.")
+
+
 def pretraining_job(module=None, make_loader=None):
     """``make_job`` for ``bert_jax.trainer.run_training``: MLM(+NSP) on shards from ``bert-jax data build``.
 
@@ -196,6 +214,8 @@ def pretraining_job(module=None, make_loader=None):
                  "data.train_dir is empty; pass --config.data.train_dir=SHARD_DIR (from 'bert-jax data build').")
         opener = make_loader or (lambda d, c, seed: open_loader(d, c, seed=seed))
         loader = opener(cfg.data.train_dir, cfg, int(cfg.seed))
+        if cfg.data.eval_dir and make_loader is None:
+            _check_eval_shards(cfg, loader.manifest)
         vocab_size = cfg.model.vocab_size if cfg.model.vocab_size > 0 else int(loader.manifest["vocab_size"])
         _require(cfg.data.max_seq_length <= cfg.model.max_position_embeddings,
                  f"data.max_seq_length={cfg.data.max_seq_length} exceeds model.max_position_embeddings="

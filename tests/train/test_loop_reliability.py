@@ -136,6 +136,36 @@ def test_unverified_step_that_fails_to_read_is_refused_with_advice_that_works(sh
     assert [r["step"] for r in rows(run) if "train/loss" in r] == [1, 2, 3, 4, 5, 6]  # resumed from 2
 
 
+def test_eval_shards_of_another_vocabulary_are_refused_before_training(shards, tmp_path):
+    """Held-out shards built with another vocabulary gave an accuracy of nothing (token ids mean
+    other words), silently, from the first evaluation on; the run is refused before it starts, and
+    rebuilding them with the vocabulary the message names makes it run."""
+    import re
+    tokenizers = pytest.importorskip("tokenizers")
+    from data_pipeline import cli as data_cli
+    faq = os.path.join(ROOT, "data", "corpus", "faq.txt")
+    tok = tokenizers.BertWordPieceTokenizer(lowercase=True)
+    tok.train([faq], vocab_size=300, min_frequency=2, show_progress=False)
+    tok.save_model(str(tmp_path))
+
+    def build_eval(vocab, out):
+        assert data_cli.main(["build", "--input", faq, "--vocab", vocab, "--output", out, "--max-seq-length", "64",
+                              "--max-predictions-per-seq", "10", "--dupe-factor", "1", "--seed", "3"]) in (0, None)
+
+    build_eval(str(tmp_path / "vocab.txt"), str(tmp_path / "eval_other"))
+    run = str(tmp_path / "run")
+    with pytest.raises(launch.ConfigError, match=r"eval shards in .*eval_other were built with another vocabulary "
+                                                 r"\(300 tokens\) than the training shards .* \(1000 tokens\)") as info:
+        launch.run_pretraining(small(shards, f"data.eval_dir={str(tmp_path / 'eval_other')!r}",
+                                     "optim.total_steps=2"), run)
+    assert not os.path.exists(run)
+    advised = re.search(r"--vocab (\S+)\.$", str(info.value)).group(1)
+    build_eval(advised, str(tmp_path / "eval_same"))
+    result = launch.run_pretraining(small(shards, f"data.eval_dir={str(tmp_path / 'eval_same')!r}",
+                                          "optim.total_steps=2", "eval_steps=1"), run)
+    assert result["step"] == 2 and "mlm_accuracy" in result["eval"]
+
+
 def test_metrics_after_resume_read_as_one_run(shards, tmp_path):
     """A run that logged steps past its last checkpoint and died: the resumed run drops
     those rows, so every step appears once."""
