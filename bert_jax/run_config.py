@@ -161,18 +161,52 @@ def load_config(path: str, overrides: list[str] = ()) -> ml_collections.ConfigDi
     arg = None
     if ":" in path and not os.path.exists(path):
         path, arg = path.rsplit(":", 1)
+    if os.path.isdir(path):
+        files = sorted(n for n in os.listdir(path) if n.endswith(".py") and not n.startswith("_"))
+        example = f", e.g. --config {os.path.join(path, files[0])}" if files else ""
+        raise ConfigError(f"config file {path!r} is a directory; pass one config file (a .py with a "
+                          f"get_config()){example}")
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} not found; pass e.g. --config configs/pretrain/tiny.py "
                           "or --config configs/glue/sst2.py")
     spec = importlib.util.spec_from_file_location(f"_bert_jax_config_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"config file {path}:{e.lineno}: {e.msg}; fix the Python syntax there.") from None
+    except Exception as e:  # noqa: BLE001 -- the user's file: name it and where it failed, not a traceback
+        raise ConfigError(f"config file {path} failed to run ({_where(e, path)}{type(e).__name__}: {e}); "
+                          "fix it, or start from a bundled config in configs/.") from None
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{path} defines no get_config(); a config file must return a ConfigDict from it.")
-    config = module.get_config(arg) if arg is not None else module.get_config()
+    try:
+        config = module.get_config(arg) if arg is not None else module.get_config()
+    except TypeError as e:
+        if arg is not None and "positional argument" in str(e):
+            raise ConfigError(f"{path}: get_config() takes no argument, but --config gave it {arg!r} "
+                              f"(after the ':'); pass --config {path} alone.") from None
+        raise ConfigError(f"config file {path}: get_config() failed ({_where(e, path)}TypeError: {e}).") from None
+    except Exception as e:  # noqa: BLE001 -- as above
+        raise ConfigError(f"config file {path}: get_config() failed ({_where(e, path)}{type(e).__name__}: {e}); "
+                          "fix it, or start from a bundled config in configs/.") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"{path}: get_config() returned a {type(config).__name__}, not an "
+                          "ml_collections.ConfigDict; build it with run_config.pretrain_defaults() or "
+                          "finetune_defaults(task) and return that.")
     for item in overrides:
         apply_override(config, item)
     return config
+
+
+def _where(error: BaseException, path: str) -> str:
+    """``"line N: "`` of the deepest traceback frame inside ``path``, or ""."""
+    tb, line = error.__traceback__, None
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"line {line}: " if line else ""
 
 
 def all_keys(config, prefix="") -> list[str]:

@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 
 import pytest
 
@@ -71,3 +72,38 @@ def test_cli_refuses_unknown_field(tmp_path, capsys):
 def test_finetune_missing_config_file_is_refused(capsys):
     assert launch.finetune_main(["--config", "x", "--workdir", "y"]) == 2
     assert "config file 'x' not found" in capsys.readouterr().err
+
+
+BROKEN = {
+    "syntax": ("def get_config(:\n", r"bad\.py:1: invalid syntax; fix the Python syntax there"),
+    "import": ("import no_such_module_here\n", r"bad\.py failed to run \(line 1: ModuleNotFoundError: "
+                                               r"No module named 'no_such_module_here'\)"),
+    "raises": ("from bert_jax.run_config import pretrain_defaults\n\ndef get_config():\n    c = pretrain_defaults()\n"
+               "    c.nope.x = 1\n    return c\n", r"bad\.py: get_config\(\) failed \(line 5: AttributeError"),
+    "dict": ("def get_config():\n    return {'seed': 1}\n", r"get_config\(\) returned a dict, not an "
+                                                            r"ml_collections\.ConfigDict"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_broken_config_file_is_named_with_its_line_not_a_traceback(case, tmp_path, capsys):
+    """The user's own config file: a syntax error, a failing import or statement, a wrong return
+    type -- each one line (exit 2) naming the file and, where there is one, the line."""
+    text, message = BROKEN[case]
+    path = tmp_path / "bad.py"
+    path.write_text(text)
+    assert launch.pretrain_main(["--config", str(path), "--workdir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bert-jax pretrain: "), err
+    assert re.search(message, err[0]), err[0]
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_an_argument_to_a_config_that_takes_none_and_a_directory_are_refused(capsys):
+    assert launch.finetune_main(["--config", os.path.join(ROOT, "configs", "glue", "rte.py") + ":foo",
+                                 "--workdir", "y"]) == 2
+    assert "get_config() takes no argument, but --config gave it 'foo'" in capsys.readouterr().err
+    assert launch.finetune_main(["--config", os.path.join(ROOT, "configs", "glue"), "--workdir", "y"]) == 2
+    err = capsys.readouterr().err
+    assert "is a directory; pass one config file" in err and "configs/glue/cola.py" in err
+    assert not os.path.exists("y")
