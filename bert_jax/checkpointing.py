@@ -457,6 +457,9 @@ def restore_params_to_cpu(directory: str, step: int | None = None) -> tuple[Any,
                                     item_handlers={"state": ocp.StandardCheckpointHandler(),
                                                    "loader": ocp.JsonCheckpointHandler(),
                                                    "meta": ocp.JsonCheckpointHandler()})
+    steps = sorted(manager.all_steps())
+    if step is not None and int(step) not in steps:
+        raise FileNotFoundError(f"{directory} has no step {step}; it has steps {', '.join(map(str, steps)) or 'none'}.")
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no checkpoint found in {directory}; pass a workdir's "

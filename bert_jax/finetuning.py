@@ -207,7 +207,8 @@ def run_finetuning(config, workdir: str) -> dict:
       One run: ``run_training``'s result (``eval`` = the final metrics). Several seeds:
       ``{"runs": {seed: result}, "summary": {metric: {"mean", "std", "values"}}, "exit_code", ...}``.
     """
-    from bert_jax.trainer import atomic_write_text, run_training
+    from bert_jax.trainer import atomic_write_text, check_workdir, run_training
+    check_workdir(workdir)
     if not config.seeds:
         return run_training(config, workdir, finetune_job)
     runs = {}
@@ -262,9 +263,10 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         raise ConfigError(str(e)) from None
     import jax
     from bert_jax import checkpointing, optim, partitioning, train
-    from bert_jax.trainer import RunContext
+    from bert_jax.trainer import RunContext, check_workdir
 
     cfg = ml_collections.FrozenConfigDict(config)
+    check_workdir(workdir)
     ckpt_dir = os.path.join(workdir, "checkpoints")
     has_ckpt = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
     check(has_ckpt or (cfg.init_from and cfg.init_from != "scratch"),

@@ -83,6 +83,7 @@ def _run(prog: str, argv: list[str], work, extra=None) -> int:
     from bert_jax.train import NonFiniteLoss
     try:
         config = load_config(args.config, overrides)
+        _check_mode(prog, args.config, config)
         result = work(config, args)
     except (ConfigError, FileNotFoundError) as e:
         print(f"{prog}: {e}", file=sys.stderr)
@@ -91,6 +92,23 @@ def _run(prog: str, argv: list[str], work, extra=None) -> int:
         print(f"{prog}: {e}", file=sys.stderr)
         return 3
     return int(result or 0)
+
+
+def _check_mode(prog: str, path: str, config) -> None:
+    """A fine-tuning config given to ``pretrain``, or a pretraining one to ``finetune`` /
+    ``evaluate`` / ``predict``, is refused naming what to use instead."""
+    want = "pretrain" if prog.endswith("pretrain") else "finetune"
+    have = config.get("mode", want)
+    if have == want:
+        return
+    if have == "finetune":
+        raise ConfigError(f"{path} is a fine-tuning config (mode='finetune'): use it with bert-jax finetune, "
+                          f"evaluate or predict; {prog} takes a pretraining config, e.g. configs/pretrain/tiny.py.")
+    extra = ("; a pretraining run's held-out accuracy is in its metrics.jsonl"
+             if prog.endswith(("evaluate", "predict")) else "")
+    raise ConfigError(f"{path} is a pretraining config (mode='pretrain'): use it with bert-jax pretrain; {prog} "
+                      f"takes a fine-tuning config, e.g. configs/glue/rte.py with "
+                      f"--config.init_from=<pretraining workdir>{extra}.")
 
 
 def pretrain_main(argv: list[str]) -> int:

@@ -51,6 +51,12 @@ def atomic_write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def check_workdir(workdir: str) -> None:
+    """Refuse a ``--workdir`` that exists but is not a directory (a file, a broken link)."""
+    check(not os.path.lexists(workdir) or os.path.isdir(workdir),
+          f"--workdir {workdir} exists and is not a directory; pass a directory: a new one, or a run's to resume it.")
+
+
 def trim_metrics(workdir: str, step: int) -> int:
     """Drop ``metrics.jsonl`` rows logged after ``step`` (a resumed run re-trains those steps).
 
@@ -124,6 +130,7 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
           f"data-parallel size {dp} (mesh data x fsdp); make it a multiple of {dp * nmb}.")
     check(gbs % jax.process_count() == 0,
           f"global_batch_size={gbs} is not divisible by the {jax.process_count()} processes.")
+    check_workdir(workdir)
     root = jax.random.PRNGKey(cfg.seed)
     params_key, dropout_key = jax.random.split(root)
     # One run per workdir (process 0 holds the lock for the whole run). A refused run on a

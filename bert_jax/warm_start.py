@@ -47,8 +47,19 @@ def source_kind(path: str) -> str:
 
 
 def _run_config(path: str) -> dict:
-    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-        return json.load(f)
+    """A bert-jax workdir's ``config.json`` (written when its run started); a damaged one is named."""
+    file = os.path.join(path, "config.json")
+    try:
+        with open(file, encoding="utf-8") as f:
+            run = json.load(f)
+        if not isinstance(run.get("model"), dict):
+            raise ValueError("it has no 'model' section")
+        return run
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AttributeError) as e:
+        where = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise ValueError(f"{file}{where}: not a bert-jax run config ({getattr(e, 'msg', e)}); restore it from a copy, "
+                         f"or read the model from the checkpoint itself: --config.init_from={os.path.join(path, 'checkpoints')} "
+                         "with --config.data.vocab_file=<the vocab.txt it was pretrained with>.") from None
 
 
 def source_architecture(path: str) -> dict:

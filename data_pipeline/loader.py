@@ -172,7 +172,10 @@ class PretrainingLoader:
             # Rows per epoch depend on the packing; the count is known only once an epoch is planned.
             self.steps_per_epoch = None
         elif self.steps_per_epoch == 0:
-            raise ValueError(f"{self.num_examples} examples make no full batch of {global_batch_size}; use drop_remainder=False or a smaller batch")
+            raise ValueError(f"the {self.num_examples} examples in {self.directory} make no full batch of {global_batch_size}; "
+                             f"use a global batch of at most {self.num_examples} (--config.global_batch_size), "
+                             "build more examples (more input or a higher --dupe-factor), or, calling "
+                             "PretrainingLoader directly, drop_remainder=False")
         self._prefetch = prefetch
         self._step = start_step
         self._perm_cache: tuple[int, np.ndarray] | None = None

@@ -282,3 +282,51 @@ def test_ctrl_c_saves_the_current_step_and_exits_130(shards, tmp_path):
     assert "Traceback" not in err and "SIGINT: saving a checkpoint" in err
     step = checkpointing.make_manager(str(run / "checkpoints")).latest_step()
     assert step is not None and step == max(r["step"] for r in rows(str(run)))
+
+
+def test_user_mistakes_around_a_finished_run_are_one_line_refusals_with_advice_that_works(shards, tmp_path, capsys):
+    """Each of these was a traceback or advice that could not be followed."""
+    import shutil
+    from bert_jax.convert import cli as convert_cli
+    pre = str(tmp_path / "pre")
+    launch.run_pretraining(small(shards, "optim.total_steps=4", "checkpoint.every_steps=2",
+                                 "checkpoint.async_save=False"), pre)
+    capsys.readouterr()
+
+    def last_error(code, want=2):
+        assert code == want
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines and "Traceback" not in "\n".join(lines)
+        return lines[-1]
+
+    # convert --step that does not exist: named with the steps there are (was "step 3 is corrupt ... move it aside")
+    err = last_error(convert_cli.main(["--from", "bert-jax", pre, "--step", "3", "--to-hf", str(tmp_path / "hf")]))
+    assert err.endswith("has no step 3; it has steps 2, 4.") and not os.path.exists(tmp_path / "hf")
+    # a pretraining config given to evaluate (was AttributeError: 'task')
+    err = last_error(launch.evaluate_main(["--config", TINY, "--workdir", pre]))
+    assert "is a pretraining config (mode='pretrain'): use it with bert-jax pretrain" in err
+    # a --workdir that is a file (was "cannot create the lock file ... check that the workdir is writable")
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    err = last_error(launch.pretrain_main(["--config", TINY, "--workdir", str(afile), f"--config.data.train_dir={shards}"]))
+    assert err.endswith(f"--workdir {afile} exists and is not a directory; pass a directory: a new one, or a run's "
+                        "to resume it.") and afile.read_text() == "mine\n"
+    # a batch larger than the shards (advised drop_remainder=False, which is no config field)
+    num = json.load(open(os.path.join(shards, "manifest.json")))["num_examples"]
+    err = last_error(launch.pretrain_main(["--config", TINY, "--workdir", str(tmp_path / "big"),
+                                           f"--config.data.train_dir={shards}", f"--config.global_batch_size={num + 1}"]))
+    assert f"use a global batch of at most {num} (--config.global_batch_size)" in err
+    # init_from a workdir whose config.json is damaged: named with its line; the advice runs
+    damaged = str(tmp_path / "damaged")
+    shutil.copytree(pre, damaged)
+    text = open(os.path.join(pre, "config.json")).read()
+    open(os.path.join(damaged, "config.json"), "w").write(text[:100])
+    args = ["model.hidden_size=32", "model.intermediate_size=64", "optim.total_steps=1", "eval_every_steps=0",
+            "data.max_per_label=20", "global_batch_size=8"]
+    with pytest.raises(launch.ConfigError, match=r"damaged/config.json:\d+: not a bert-jax run config") as info:
+        launch.run_finetuning(launch.load_config(DOCS, args + [f"init_from={damaged!r}"]), str(tmp_path / "ft"))
+    assert f"--config.init_from={os.path.join(damaged, 'checkpoints')}" in str(info.value)
+    result = launch.run_finetuning(launch.load_config(DOCS, args + [
+        f"init_from={os.path.join(damaged, 'checkpoints')!r}",
+        f"data.vocab_file={os.path.join(shards, 'vocab.txt')!r}"]), str(tmp_path / "ft"))
+    assert result["step"] == 1
