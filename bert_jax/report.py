@@ -45,6 +45,7 @@ _CURVE_KEYS = {k for _, _, panels in CURVES for panel in panels for k in panel}
 MANIFEST_FIELDS = ("num_examples", "num_documents", "num_shards", "max_seq_length", "max_predictions_per_seq",
                    "vocab_size", "masked_lm_prob", "masking", "whole_word_masking", "seed", "vocab_hash")
 PLOT_DIR = "report"
+GENERATOR = "bert-jax report"
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
@@ -167,8 +168,31 @@ def _new_figure(rows: int, cols: int = 1):
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", metadata={"Software": GENERATOR})  # marks the file as ours
     return buf.getvalue()
+
+
+def _written_by_us(path: str) -> bool:
+    """Whether ``path`` is a report page or plot this module wrote (so replacing it loses nothing)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    # Pages written before the generator tag began with exactly this.
+    legacy = head.startswith(b"<!DOCTYPE html><html><head><meta charset='utf-8'><title>") and b" report: " in head[:400]
+    return GENERATOR.encode() in head or legacy
+
+
+def _check_output(output: str, plot_dir: str, overwrite: bool) -> None:
+    """Refuse an ``--output`` that is a directory, or that would replace files bert-jax did not write."""
+    if os.path.isdir(output):
+        raise ReportError(f"--output {output} is a directory; pass an HTML file to write, e.g. "
+                          f"--output {os.path.join(output, 'report.html')}.")
+    stems = [stem for stem, _, _ in CURVES] + ["eval_metrics", "seed_spread"]
+    theirs = [p for p in [output] + [os.path.join(plot_dir, f"{s}.png") for s in stems]
+              if os.path.isfile(p) and not _written_by_us(p)]
+    if theirs and not overwrite:
+        raise ReportError(f"{', '.join(theirs)} already exist{'s' if len(theirs) == 1 else ''} and "
+                          f"{'was' if len(theirs) == 1 else 'were'} not written by bert-jax report; pass another "
+                          f"--output, or --overwrite to replace {'it' if len(theirs) == 1 else 'them'}.")
 
 
 def _finite(values: list[float]) -> list[float]:
@@ -340,15 +364,16 @@ def _results_section(run_dirs: list[tuple[str, str]], summary: dict | None, note
     return out
 
 
-def write_report(workdir: str, output: str | None = None) -> str:
+def write_report(workdir: str, output: str | None = None, overwrite: bool = False) -> str:
     """Writes the report of the run in ``workdir`` (pretraining, fine-tuning, multi-seed fine-tuning;
     finished or still going) and returns the HTML path.
 
     Args:
       workdir: a run directory (``--workdir`` of ``bert-jax pretrain | finetune``).
       output: the HTML file (default ``workdir/report.html``); the PNGs go to ``report/`` beside it.
+        Files there that bert-jax did not write are not replaced unless ``overwrite``.
     Raises:
-      ReportError: ``workdir`` holds no run.
+      ReportError: ``workdir`` holds no run; ``output`` is a directory or would replace a user's file.
     """
     workdir = os.path.abspath(workdir)
     if not os.path.isdir(workdir):
@@ -359,8 +384,11 @@ def write_report(workdir: str, output: str | None = None) -> str:
     if not run_dirs and not os.path.isfile(summary_path):
         raise ReportError(f"{workdir} holds no metrics.jsonl, config.json, seed_<s>/ runs or eval/summary.json; "
                           "pass a run directory (the --workdir of bert-jax pretrain or finetune).")
+    given = output is not None
     output = os.path.abspath(output or os.path.join(workdir, "report.html"))
     plot_dir = os.path.join(os.path.dirname(output), PLOT_DIR)
+    if given:  # the run's own report.html and report/ are always rewritten
+        _check_output(output, plot_dir, overwrite)
     try:
         os.makedirs(plot_dir, exist_ok=True)
         probe = os.path.join(plot_dir, f".write-test-{os.getpid()}")
@@ -409,7 +437,8 @@ def write_report(workdir: str, output: str | None = None) -> str:
     mode = cfg.get("mode", "fine-tuning" if summary else "?")
     title = f"{mode} report: {os.path.basename(workdir)}" + (f" ({cfg['task']})" if cfg.get("task") else "")
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    page = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    page = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><meta name='generator' content='{GENERATOR}'>"
+            f"<title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>",
             f"<h1>{html.escape(title)}</h1><p class='meta'>{html.escape(workdir)}<br>last logged: "
             f"{html.escape(progress or 'nothing yet')}<br>written {now}</p>"]
@@ -442,9 +471,11 @@ def main(argv: list[str] | None = None) -> int:
                     "PNGs under report/ beside it, for a pretraining or fine-tuning run, finished or still going.")
     parser.add_argument("workdir", help="run directory (the --workdir of bert-jax pretrain or finetune)")
     parser.add_argument("--output", default=None, help="HTML file to write (default: WORKDIR/report.html)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an --output (or plots beside it) that bert-jax did not write")
     args = parser.parse_args(argv)
     try:
-        path = write_report(args.workdir, args.output)
+        path = write_report(args.workdir, args.output, overwrite=args.overwrite)
     except ReportError as e:
         print(f"bert-jax report: {e}", file=sys.stderr)
         return 2

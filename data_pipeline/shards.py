@@ -42,12 +42,18 @@ def shard_name(index: int, num_shards: int) -> str:
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write through a temporary file and a rename; a failed write leaves no temporary file."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def atomic_write_json(path: str, obj: Any) -> None:

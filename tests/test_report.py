@@ -221,6 +221,34 @@ def test_command_line(tmp_path, capsys):
     assert "is not a directory" in capsys.readouterr().err
 
 
+def test_output_never_replaces_a_users_files_without_overwrite(tmp_path, capsys):
+    """An --output that exists and is not a report (or plots beside it that are not ours) is
+    refused, nothing changed; a directory is refused without a leftover temporary file; rerunning
+    onto its own report works, and --overwrite replaces the user's file as asked."""
+    run = tmp_path / "run"
+    multi_seed_run(run, seeds=(1,))
+    notes = tmp_path / "notes.html"
+    notes.write_text("my notes\n")
+    assert cli.main(["report", str(run), "--output", str(notes)]) == 2
+    assert "notes.html already exists and was not written by bert-jax report" in capsys.readouterr().err
+    assert notes.read_text() == "my notes\n"
+    paper = tmp_path / "paper"
+    (paper / "report").mkdir(parents=True)
+    (paper / "report" / "loss.png").write_bytes(b"my figure")
+    assert cli.main(["report", str(run), "--output", str(paper / "summary.html")]) == 2
+    assert "loss.png already exists" in capsys.readouterr().err
+    assert (paper / "report" / "loss.png").read_bytes() == b"my figure" and not (paper / "summary.html").exists()
+    (tmp_path / "adir").mkdir()
+    assert cli.main(["report", str(run), "--output", str(tmp_path / "adir")]) == 2
+    assert "is a directory; pass an HTML file" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["adir", "notes.html", "paper", "run"]  # no report.tmp-* left
+    out = tmp_path / "elsewhere.html"
+    assert cli.main(["report", str(run), "--output", str(out)]) == 0
+    assert cli.main(["report", str(run), "--output", str(out)]) == 0  # its own files: rewritten
+    assert cli.main(["report", str(run), "--output", str(notes), "--overwrite"]) == 0
+    assert "<meta name='generator' content='bert-jax report'>" in notes.read_text()
+
+
 def test_headless_chromium_renders_every_image(pretrain_run, tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:

@@ -182,10 +182,13 @@ def gather_submission(workdirs: list[str], output: str, *, overwrite: bool = Fal
     import shutil
     wanted = set(SUBMISSION_FILES)
     found: dict[str, str] = {}
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ValueError(f"--output {output} is a file; pass a folder to gather the submission files in.")
     for workdir in workdirs:
         root = os.path.join(workdir, "eval")
         if not os.path.isdir(root):
             raise ValueError(f"{workdir} has no eval/ folder; run 'bert-jax evaluate --split test' on it first.")
+        before = len(found)
         for split in sorted(os.listdir(root)):
             if (not split.startswith("test") and split != "ax") or not os.path.isdir(os.path.join(root, split)):
                 continue
@@ -195,6 +198,9 @@ def gather_submission(workdirs: list[str], output: str, *, overwrite: bool = Fal
                         raise ValueError(f"{name} is in both {found[name]} and {os.path.join(root, split, name)}; "
                                          "pass each task's run once.")
                     found[name] = os.path.join(root, split, name)
+        if len(found) == before:
+            raise ValueError(f"{workdir} has no GLUE test predictions (no eval/test*/<Task>.tsv); run "
+                             f"'bert-jax evaluate --split test' on it first.")
     os.makedirs(output, exist_ok=True)
     clash = [n for n in found if os.path.exists(os.path.join(output, n))]
     if clash and not overwrite:

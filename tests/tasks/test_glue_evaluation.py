@@ -116,6 +116,18 @@ def test_test_split_writes_a_submission_file_the_server_takes(run):
     assert launch.glue_submit_main(["--output", out, workdir]) == 2  # no silent overwrite
 
 
+def test_glue_submit_refuses_a_run_without_test_predictions_and_a_file_as_output(run, capsys):
+    """A run evaluated on dev only gave '0 submission file(s)' and exit 0 with an empty folder; an
+    --output that is a file gave a FileExistsError traceback."""
+    out = run["root"] / "sub_none"
+    assert launch.glue_submit_main(["--output", str(out), run["workdir"]]) == 2
+    assert "has no GLUE test predictions" in capsys.readouterr().err and not out.exists()
+    afile = run["root"] / "afile"
+    afile.write_text("mine\n")
+    assert launch.glue_submit_main(["--output", str(afile), run["workdir"]]) == 2
+    assert "is a file; pass a folder" in capsys.readouterr().err and afile.read_text() == "mine\n"
+
+
 def _bad_copy(run, name, edit):
     target = run["root"] / name
     shutil.copytree(DATA, target)
