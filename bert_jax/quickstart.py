@@ -74,6 +74,31 @@ def context_free_guess(eval_dir: str, global_batch_size: int, batches: int) -> t
     return float(counts.max() / counts.sum()), int(counts.argmax())
 
 
+SETTINGS_FILE = "quickstart_settings.json"
+
+
+def _claim_workdir(work: pathlib.Path, settings: dict) -> None:
+    """Record the settings of the run in ``work``; a rerun with the same settings resumes (every
+    stage reuses what is done), with others it is refused: the stages would mix two runs."""
+    record = work / SETTINGS_FILE
+    if record.is_file():
+        try:
+            old = json.loads(record.read_text(encoding="utf-8"))
+        except ValueError:
+            old = None
+        if old != settings:
+            diff = (", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v)
+                    if isinstance(old, dict) else f"{record} is damaged")
+            raise ValueError(f"{work} holds a quickstart run with other settings ({diff}); its vocabulary, shards "
+                             "and runs would be reused with these. Use a new --workdir (or delete this one).")
+        return
+    if work.exists() and (not work.is_dir() or any(work.iterdir())):
+        raise ValueError(f"--workdir {work} exists and is not a quickstart workdir (no {SETTINGS_FILE}); "
+                         "pass a new --workdir.")
+    work.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bert-jax quickstart", description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", default="runs/quickstart", help="where everything is written")
@@ -105,7 +130,9 @@ def main(argv: list[str]) -> int:
     times, t_all = {}, time.perf_counter()
     try:
         train_files, held_files = _corpus_files(args.corpus)
-    except FileNotFoundError as e:
+        _claim_workdir(work, {"corpus": str(args.corpus.resolve()), "vocab_size": args.vocab_size,
+                              "steps": args.steps, "finetune_steps": args.finetune_steps, "seeds": list(seeds)})
+    except (FileNotFoundError, ValueError) as e:
         print(f"bert-jax quickstart: {e}", file=sys.stderr)
         return 2
     try:
@@ -119,19 +146,23 @@ def main(argv: list[str]) -> int:
     t = time.perf_counter()
     vocab_dir = work / "vocab"
     print(f"[1/5] WordPiece vocabulary ({args.vocab_size} tokens) -> {vocab_dir}", flush=True)
-    if not (vocab_dir / "vocab.txt").exists():
-        train_wordpiece(train_files, args.vocab_size, lowercase=True, output_dir=vocab_dir)
     vocab_file = str(vocab_dir / "vocab.txt")
-    times["vocabulary"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    print(f"[2/5] MLM+NSP shards (held out for evaluation: {HELD_OUT}) -> {work / 'shards'}", flush=True)
     common = dict(vocab_file=vocab_file, max_seq_length=pre_cfg.data.max_seq_length,
                   max_predictions_per_seq=pre_cfg.data.max_predictions_per_seq, seed=0)
-    build(BuildOptions(inputs=tuple(train_files), num_shards=4, dupe_factor=5, **common),
-          str(work / "shards" / "train"))
-    build(BuildOptions(inputs=tuple(held_files), num_shards=1, dupe_factor=1, **common),
-          str(work / "shards" / "eval"))
+    try:  # bad corpus files are named here (encoding, binary, empty), as by the commands themselves
+        if not (vocab_dir / "vocab.txt").exists():
+            train_wordpiece(train_files, args.vocab_size, lowercase=True, output_dir=vocab_dir)
+        times["vocabulary"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        print(f"[2/5] MLM+NSP shards (held out for evaluation: {HELD_OUT}) -> {work / 'shards'}", flush=True)
+        build(BuildOptions(inputs=tuple(train_files), num_shards=4, dupe_factor=5, **common),
+              str(work / "shards" / "train"))
+        build(BuildOptions(inputs=tuple(held_files), num_shards=1, dupe_factor=1, **common),
+              str(work / "shards" / "eval"))
+    except (ValueError, OSError) as e:
+        print(f"bert-jax quickstart: {e}", file=sys.stderr)
+        return 2
     times["shards"] = time.perf_counter() - t
 
     task, task_config, task_overrides, metric = QUICKSTART_TASK
