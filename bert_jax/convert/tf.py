@@ -206,6 +206,11 @@ def load_tf_checkpoint(directory: str, target: str | None = None, verify: bool =
       bert_config.json, or a ``bert/`` / ``cls/`` variable belongs to no parameter.
     """
     config_path = os.path.join(directory, TF_CONFIG)
+    if not glob.glob(os.path.join(directory, "*.index")):
+        hint = ("; it looks like a Hugging Face model directory: use --from hf"
+                if os.path.isfile(os.path.join(directory, "config.json")) else "")
+        raise FileNotFoundError(f"{directory!r} holds no TensorFlow checkpoint (no bert_model.ckpt.index or other "
+                                f"*.index file){hint}.")
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"{directory!r} has a TensorFlow checkpoint but no {TF_CONFIG}; put the model's "
                                 f"{TF_CONFIG} next to it.")

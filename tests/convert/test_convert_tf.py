@@ -218,6 +218,19 @@ def test_missing_variable_is_an_error_naming_it(tf_dirs, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_without_a_tensorflow_checkpoint_is_named_as_such(tmp_path, capsys):
+    """It was told it "has a TensorFlow checkpoint but no bert_config.json" -- advice that led
+    nowhere; a Hugging Face folder is pointed to --from hf."""
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["--from", "tf", str(tmp_path / "empty"), "--to", str(tmp_path / "out")]) == 2
+    assert "holds no TensorFlow checkpoint (no bert_model.ckpt.index" in capsys.readouterr().err
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("{}")
+    assert cli.main(["--from", "tf", str(tmp_path / "hf"), "--to", str(tmp_path / "out")]) == 2
+    assert "looks like a Hugging Face model directory: use --from hf" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_shape_mismatch_is_an_error_naming_it(tf_dirs):
     with pytest.raises(ValueError, match=f"{RESHAPED}: checkpoint has \\(32, 38\\), bert_config.json implies "
                                          f"\\(32, 37\\)"):
