@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     except build.OutputError as err:
         print(f"bert-jax data build: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"bert-jax data build: interrupted; the shards finished so far are kept (each is verified before "
+              f"reuse); run the same command again to build the rest into {args.output}", file=sys.stderr)
+        return 130
     except (build.BuildError, sources.InputError, shards.ShardError, tokens.VocabError, ValueError) as err:
         print(f"bert-jax data build: error: {err}", file=sys.stderr)
         return 2

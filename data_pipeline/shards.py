@@ -92,17 +92,22 @@ def write_shard(directory: str, index: int, num_shards: int, fields: dict[str, n
     path = os.path.join(directory, name + ".bin")
     tmp = f"{path}.tmp-{os.getpid()}"
     digest = hashlib.sha256()
-    with open(tmp, "wb") as f:
-        pos = 0
-        for key, arr in fields.items():
-            pad = layout[key]["offset"] - pos
-            chunk = b"\0" * pad + np.ascontiguousarray(arr).tobytes()
-            digest.update(chunk)
-            f.write(chunk)
-            pos += len(chunk)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            pos = 0
+            for key, arr in fields.items():
+                pad = layout[key]["offset"] - pos
+                chunk = b"\0" * pad + np.ascontiguousarray(arr).tobytes()
+                digest.update(chunk)
+                f.write(chunk)
+                pos += len(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C or a full disk: no temporary file left behind
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     sidecar = {
         "index": index,
         "file": name + ".bin",

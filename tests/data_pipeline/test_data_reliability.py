@@ -228,6 +228,31 @@ def test_inputs_that_give_no_examples_write_no_manifest(tmp_path, vocab_file):
     assert run.returncode == 0 and (out / "manifest.json").exists()  # the advice: fix the input, --overwrite
 
 
+def test_ctrl_c_during_a_build_leaves_no_temporary_shard_and_no_traceback(tmp_path, small_corpus, vocab_file,
+                                                                          monkeypatch, capsys):
+    """Ctrl-C mid-build: the shard being written leaves no ``.bin.tmp-*`` file (it left 8.6 MB), the
+    command says what to do instead of a KeyboardInterrupt traceback, and the rerun finishes."""
+    import numpy as np
+    real = np.ascontiguousarray
+    calls = []
+
+    def interrupted(a, *args, **kwargs):  # the user presses Ctrl-C while a shard is being written
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(a, *args, **kwargs)
+
+    out = tmp_path / "out"
+    argv = ["build", "--input", small_corpus, "--vocab", vocab_file, "--output", str(out), "--num-shards", "2"]
+    monkeypatch.setattr(shards.np, "ascontiguousarray", interrupted)
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; the shards finished so far are kept" in err and "run the same command again" in err
+    assert not [n for n in os.listdir(out) if ".tmp" in n] and not (out / "manifest.json").exists()
+    monkeypatch.setattr(shards.np, "ascontiguousarray", real)
+    assert cli.main(argv) == 0 and (out / "manifest.json").exists()
+
+
 # 4 -------------------------------------------------------------------------------------------
 
 def test_rebuild_replaces_a_shard_with_a_flipped_byte(tmp_path, small_corpus, vocab_file, caplog):
