@@ -158,6 +158,9 @@ def train_wordpiece(
     if not files:
         raise ValueError("no input files: pass at least one text file (--input FILE...).")
     for path in files:
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"corpus file {path!r} is a directory; pass the text files in it "
+                                    f"(`bert-jax tokenizer train --input {path}` takes the *.txt files under it).")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"corpus file not found: {path!r}.")
     if vocab_size <= len(SPECIAL_TOKENS):
@@ -189,6 +192,10 @@ def train_wordpiece(
     for expected_id, token in enumerate(SPECIAL_TOKENS):
         if vocab.get(token) != expected_id:  # a trainer change would silently move them
             raise RuntimeError(f"trainer placed {token} at id {vocab.get(token)}, expected {expected_id}.")
+    if len(vocab) > vocab_size:  # the trainer keeps every character of the alphabet, whatever the size
+        logger.warning("the vocabulary has %d tokens, not %d: the trainer keeps every character of the corpus "
+                       "and its ## form (%d here) whatever the size; pass --vocab-size above %d for merges to be "
+                       "learnt", len(vocab), vocab_size, len(vocab) - len(SPECIAL_TOKENS), len(vocab))
 
     tokenizer = BertTokenizerFast(
         vocab=vocab, do_lower_case=lowercase, strip_accents=strip_accents,
@@ -214,7 +221,8 @@ def main(argv: list[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a WordPiece vocabulary on text files",
                                 description="\n\n".join(__doc__.split("\n\n")[2:4]), formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("--input", nargs="+", required=True, metavar="FILE", help="UTF-8 text files")
+    train.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                       help="UTF-8 text files, directories (the *.txt files under them) or globs")
     train.add_argument("--vocab-size", type=int, required=True, metavar="N", help="vocabulary size (specials included)")
     case = train.add_mutually_exclusive_group()
     case.add_argument("--lowercase", dest="lowercase", action="store_true", default=True, help="uncased (default)")
@@ -230,8 +238,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
+        from data_pipeline.sources import expand_inputs  # files, directories (*.txt under them), globs
+        if any(spec.startswith("hf:") for spec in args.input):
+            raise ValueError("--input takes text files, directories or globs; hub datasets (hf:...) are for "
+                             "bert-jax data build only: save the text to files first.")
         tokenizer = train_wordpiece(
-            args.input, args.vocab_size, lowercase=args.lowercase, output_dir=args.output,
+            expand_inputs(args.input), args.vocab_size, lowercase=args.lowercase, output_dir=args.output,
             min_frequency=args.min_frequency, limit_alphabet=args.limit_alphabet,
             tokenize_chinese_chars=args.tokenize_chinese_chars, progress=not args.quiet, overwrite=args.overwrite,
         )

@@ -83,7 +83,28 @@ def test_cli_trains_a_vocabulary(tmp_path, corpus_files, capsys):
     tok = BertTokenizer.from_pretrained(out)
     assert tok.vocab_size == 600 and tok.do_lower_case is False
     assert main(["train", "--input", str(tmp_path / "missing.txt"), "--vocab-size", "600", "--output", str(out)]) == 2
-    assert "corpus file not found" in capsys.readouterr().err
+    assert f"input path {str(tmp_path / 'missing.txt')!r} does not exist" in capsys.readouterr().err
+
+
+def test_cli_takes_a_directory_and_says_when_the_size_cannot_be_met(tmp_path, corpus_files, capsys, caplog):
+    """A directory was "corpus file not found"; a size below the alphabet wrote a larger
+    vocabulary without a word."""
+    import logging
+    import shutil
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for f in corpus_files[:2]:
+        shutil.copy(f, corpus)
+    assert main(["train", "--input", str(corpus), "--vocab-size", "600", "--output", str(tmp_path / "a"),
+                 "--quiet"]) == 0
+    assert (tmp_path / "a" / "vocab.txt").read_text() == (
+        main(["train", "--input", *sorted(str(p) for p in corpus.iterdir()), "--vocab-size", "600", "--output",
+              str(tmp_path / "b"), "--quiet"]) or (tmp_path / "b" / "vocab.txt").read_text())
+    with caplog.at_level(logging.WARNING, logger="bert_jax"):
+        assert main(["train", "--input", str(corpus), "--vocab-size", "20", "--output", str(tmp_path / "c"),
+                     "--quiet"]) == 0
+    size = len((tmp_path / "c" / "vocab.txt").read_text().splitlines())
+    assert size > 20 and f"the vocabulary has {size} tokens, not 20" in caplog.text
 
 
 def test_cli_through_the_entry_point(tmp_path, corpus_files):
