@@ -103,8 +103,12 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
         raise FileNotFoundError(f"source {source!r} is not a directory.")
     if os.path.abspath(source) == os.path.abspath(destination):
         raise ValueError("source and destination are the same directory; choose a new output directory.")
+    is_run = source_format == "bert-jax" and os.path.isdir(os.path.join(source, "checkpoints"))
+    if step is not None and not is_run:
+        raise ValueError(f"--step picks a checkpoint of a training workdir (--from bert-jax WORKDIR); {source!r} "
+                         "holds one set of weights: drop --step.")
     check_destination(destination, overwrite)
-    if source_format == "bert-jax" and os.path.isdir(os.path.join(source, "checkpoints")):
+    if is_run:
         params, config, source_target = _load_training_checkpoint(source, step)
         state = hf.params_to_hf_state_dict(hf.unstack_layers(params), config, source_target or target)
     elif source_format == "bert-jax":

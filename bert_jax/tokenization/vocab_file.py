@@ -72,8 +72,9 @@ def check_special_tokens(vocab: dict[str, int], special_tokens: dict[str, str], 
         raise ValueError(
             f"vocabulary {source} lacks the special token(s) {', '.join(missing)}. BERT needs "
             "[UNK] [CLS] [SEP] [MASK] (and [PAD] to pad): add them as lines of the vocabulary "
-            "(`bert-jax tokenizer train` puts [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4), or pass "
-            "the names your vocabulary uses, e.g. cls_token='<s>'."
+            "(`bert-jax tokenizer train` puts [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4), or, loading "
+            "the tokenizer in Python, pass the names your vocabulary uses, e.g. "
+            "BertTokenizerFast(vocab_file, cls_token='<s>')."
         )
 
 

@@ -89,3 +89,10 @@ def test_existing_empty_directory_and_output_file(source, tmp_path, capsys):
     file.write_text("x")
     code, err = _convert(capsys, "--from", "bert-jax", str(source), "--to", str(file))
     assert code == 2 and f"output {str(file)!r} is a file" in err and file.read_text() == "x"
+
+
+def test_step_is_refused_for_a_source_with_one_set_of_weights(source, tmp_path, capsys):
+    """--step was silently ignored for an export or a Hugging Face folder."""
+    code, err = _convert(capsys, "--from", "bert-jax", str(source), "--step", "3", "--to-hf", str(tmp_path / "out"))
+    assert code == 2 and "--step picks a checkpoint of a training workdir" in err
+    assert not (tmp_path / "out").exists()
