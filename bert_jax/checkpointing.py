@@ -70,7 +70,8 @@ class CheckpointUnreadable(ValueError):
         self.directory, self.step, self.reason = str(directory), int(step), reason
         super().__init__(f"checkpoint step {step} in {directory} could not be read ({reason}). Its files match "
                          "their checksum record, so they are not damaged: keep the step (moving it aside would "
-                         "only lose its progress), fix what the error names -- memory, devices, or an Orbax "
+                         "only lose its progress), fix what the error names -- a config whose model or optimizer "
+                         "differs from the run's (compare with its config.json), memory, devices, or an Orbax "
                          "version that cannot read this checkpoint -- and run again")
 
 
@@ -274,10 +275,12 @@ def _read_error(manager_or_dir, step: int, err: Exception) -> ValueError:
     directory, _, cache = _directory_and_steps(manager_or_dir)
     # Orbax wraps TensorStore's error (which names the array and the byte range) in one that
     # names only an index and a spec: report the innermost cause.
-    seen = [err]
-    while (seen[-1].__cause__ or seen[-1].__context__) is not None and len(seen) < 20:
-        seen.append(seen[-1].__cause__ or seen[-1].__context__)
-    root = seen[-1]
+    root, depth = err, 0
+    while depth < 20:  # the explicit cause, else an unsuppressed context (what Python's traceback shows)
+        inner = root.__cause__ or (None if root.__suppress_context__ else root.__context__)
+        if inner is None:
+            break
+        root, depth = inner, depth + 1
     first = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
     detail = f"{type(root).__name__}: {first[:400]}"
     if verify_step(directory, step, cache).status == "verified":
@@ -459,6 +462,7 @@ def restore_params_to_cpu(directory: str, step: int | None = None) -> tuple[Any,
                                                    "meta": ocp.JsonCheckpointHandler()})
     steps = sorted(manager.all_steps())
     if step is not None and int(step) not in steps:
+        manager.close()
         raise FileNotFoundError(f"{directory} has no step {step}; it has steps {', '.join(map(str, steps)) or 'none'}.")
     step = manager.latest_step() if step is None else step
     if step is None:

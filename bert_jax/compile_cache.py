@@ -5,7 +5,9 @@ instead of compiling them again: on a pod, after a preemption, that is minutes o
 JAX keys each entry by the program, its compile options, the backend and the device kind. Only
 process 0 writes entries and every process reads them, so a folder all hosts can read (for
 example ``gs://bucket/xla_cache``) saves every host's compile; a host-local folder saves process
-0's. Entries are executable code: use a folder only trusted users can write to.
+0's. On CPUs the entries sit under a folder per CPU model and flags (``machine_tag``), so only
+hosts with process 0's CPU find them. Entries are executable code: use a folder only trusted
+users can write to.
 
   with compilation_cache(cfg.compilation_cache_dir) as path:   # "" = off, path None
       ...  # jit compiles here read and write <dir>/<machine>/

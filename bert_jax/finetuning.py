@@ -208,9 +208,9 @@ def run_finetuning(config, workdir: str) -> dict:
       ``{"runs": {seed: result}, "summary": {metric: {"mean", "std", "values"}}, "exit_code", ...}``.
     """
     from bert_jax.trainer import atomic_write_text, check_workdir, run_training
-    check_workdir(workdir)
     if not config.seeds:
         return run_training(config, workdir, finetune_job)
+    check_workdir(workdir)  # the runs go to workdir/seed_<s>, which run_training checks
     runs = {}
     for seed in config.seeds:
         one = config.copy_and_resolve_references()

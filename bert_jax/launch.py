@@ -101,6 +101,9 @@ def _check_mode(prog: str, path: str, config) -> None:
     have = config.get("mode", want)
     if have == want:
         return
+    if have not in ("pretrain", "finetune"):
+        raise ConfigError(f"{path}: mode={have!r} is neither 'pretrain' nor 'finetune'; build the config with "
+                          "run_config.pretrain_defaults() or finetune_defaults(task) and leave mode as they set it.")
     if have == "finetune":
         raise ConfigError(f"{path} is a fine-tuning config (mode='finetune'): use it with bert-jax finetune, "
                           f"evaluate or predict; {prog} takes a pretraining config, e.g. configs/pretrain/tiny.py.")

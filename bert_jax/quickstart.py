@@ -92,11 +92,17 @@ def _claim_workdir(work: pathlib.Path, settings: dict) -> None:
             raise ValueError(f"{work} holds a quickstart run with other settings ({diff}); its vocabulary, shards "
                              "and runs would be reused with these. Use a new --workdir (or delete this one).")
         return
-    if work.exists() and (not work.is_dir() or any(work.iterdir())):
+    if work.exists() and (not work.is_dir() or not {p.name for p in work.iterdir()} <= _STAGE_NAMES):
         raise ValueError(f"--workdir {work} exists and is not a quickstart workdir (no {SETTINGS_FILE}); "
                          "pass a new --workdir.")
+    # New, or made by a bert-jax that kept no record (only the stages' own names in it): claim it.
     work.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    from bert_jax.trainer import atomic_write_text
+    atomic_write_text(str(record), json.dumps(settings, indent=2) + "\n")
+
+
+# What the stages write under the workdir (an older quickstart's workdir holds only these).
+_STAGE_NAMES = {"vocab", "shards", "pretrain", "finetune_pretrained", "finetune_scratch", "summary.json"}
 
 
 def main(argv: list[str]) -> int:
@@ -130,16 +136,15 @@ def main(argv: list[str]) -> int:
     times, t_all = {}, time.perf_counter()
     try:
         train_files, held_files = _corpus_files(args.corpus)
-        _claim_workdir(work, {"corpus": str(args.corpus.resolve()), "vocab_size": args.vocab_size,
-                              "steps": args.steps, "finetune_steps": args.finetune_steps, "seeds": list(seeds)})
-    except (FileNotFoundError, ValueError) as e:
-        print(f"bert-jax quickstart: {e}", file=sys.stderr)
-        return 2
-    try:
         pre_cfg = load_config(str(PRETRAIN_CONFIG), [
             f"data.train_dir={str(work / 'shards' / 'train')!r}", f"data.eval_dir={str(work / 'shards' / 'eval')!r}",
             *([f"optim.total_steps={args.steps}"] if args.steps else [])])
-    except ConfigError as e:
+        finetune_steps = args.finetune_steps or QUICKSTART_FINETUNE_STEPS
+        # Resolved values: "--steps 0" (the recipe's) and the recipe's own number are the same run.
+        _claim_workdir(work, {"corpus": str(args.corpus.resolve()), "vocab_size": args.vocab_size,
+                              "steps": int(pre_cfg.optim.total_steps), "finetune_steps": finetune_steps,
+                              "seeds": sorted(seeds)})
+    except (FileNotFoundError, ValueError) as e:  # ConfigError is a ValueError
         print(f"bert-jax quickstart: {e}", file=sys.stderr)
         return 2
 
@@ -237,7 +242,8 @@ def main(argv: list[str]) -> int:
 
 
 # Fine-tuning overrides for the tiny encoder (the GLUE recipe's 2e-5 is for BERT-base).
-QUICKSTART_FINETUNE = ["optim.learning_rate=2e-4", "optim.total_steps=250"]
+QUICKSTART_FINETUNE_STEPS = 250
+QUICKSTART_FINETUNE = ["optim.learning_rate=2e-4", f"optim.total_steps={QUICKSTART_FINETUNE_STEPS}"]
 
 
 def _table(s: dict, work: pathlib.Path) -> str:

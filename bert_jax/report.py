@@ -172,23 +172,36 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _written_by_us(path: str) -> bool:
-    """Whether ``path`` is a report page or plot this module wrote (so replacing it loses nothing)."""
+_PAGE_MARK = f"<meta name='generator' content='{GENERATOR}'>".encode()
+_PNG_MARK = b"tEXtSoftware\x00" + GENERATOR.encode()
+# Pages written before the generator tag began with exactly this, and their PNGs said only Matplotlib.
+_LEGACY_PAGE = b"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
+# Plot files a report writes beside its page (CURVES, then the dev-metrics and seed figures).
+PLOT_STEMS = tuple(stem for stem, _, _ in CURVES) + ("eval_metrics", "seed_spread")
+
+
+def _page_is_ours(path: str) -> bool:
     with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    # Pages written before the generator tag began with exactly this.
-    legacy = head.startswith(b"<!DOCTYPE html><html><head><meta charset='utf-8'><title>") and b" report: " in head[:400]
-    return GENERATOR.encode() in head or legacy
+        head = f.read(1 << 12)
+    return _PAGE_MARK in head or (head.startswith(_LEGACY_PAGE) and b" report: " in head[:400])
 
 
 def _check_output(output: str, plot_dir: str, overwrite: bool) -> None:
-    """Refuse an ``--output`` that is a directory, or that would replace files bert-jax did not write."""
+    """Refuse an ``--output`` that is a directory, or that would replace files bert-jax did not write.
+
+    A page is ours if it carries the generator tag (or the old pages' exact opening); a plot if its
+    PNG text says so, or, for plots of older versions, if the page beside it is ours."""
     if os.path.isdir(output):
         raise ReportError(f"--output {output} is a directory; pass an HTML file to write, e.g. "
                           f"--output {os.path.join(output, 'report.html')}.")
-    stems = [stem for stem, _, _ in CURVES] + ["eval_metrics", "seed_spread"]
-    theirs = [p for p in [output] + [os.path.join(plot_dir, f"{s}.png") for s in stems]
-              if os.path.isfile(p) and not _written_by_us(p)]
+    page_ours = os.path.isfile(output) and _page_is_ours(output)
+    theirs = [output] if os.path.isfile(output) and not page_ours else []
+    for stem in PLOT_STEMS:
+        path = os.path.join(plot_dir, f"{stem}.png")
+        if os.path.isfile(path) and not page_ours:
+            with open(path, "rb") as f:
+                if _PNG_MARK not in f.read(1 << 12):
+                    theirs.append(path)
     if theirs and not overwrite:
         raise ReportError(f"{', '.join(theirs)} already exist{'s' if len(theirs) == 1 else ''} and "
                           f"{'was' if len(theirs) == 1 else 'were'} not written by bert-jax report; pass another "

@@ -183,10 +183,15 @@ def load_config(path: str, overrides: list[str] = ()) -> ml_collections.ConfigDi
     try:
         config = module.get_config(arg) if arg is not None else module.get_config()
     except TypeError as e:
-        if arg is not None and "positional argument" in str(e):
+        at_call = e.__traceback__.tb_next is None  # raised by the call itself: its signature, not its body
+        if at_call and arg is not None:
             raise ConfigError(f"{path}: get_config() takes no argument, but --config gave it {arg!r} "
                               f"(after the ':'); pass --config {path} alone.") from None
-        raise ConfigError(f"config file {path}: get_config() failed ({_where(e, path)}TypeError: {e}).") from None
+        if at_call:
+            raise ConfigError(f"{path}: get_config() needs an argument ({e}); pass it after a colon, "
+                              f"--config {path}:ARG.") from None
+        raise ConfigError(f"config file {path}: get_config() failed ({_where(e, path)}TypeError: {e}); "
+                          "fix it, or start from a bundled config in configs/.") from None
     except Exception as e:  # noqa: BLE001 -- as above
         raise ConfigError(f"config file {path}: get_config() failed ({_where(e, path)}{type(e).__name__}: {e}); "
                           "fix it, or start from a bundled config in configs/.") from None

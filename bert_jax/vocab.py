@@ -160,7 +160,7 @@ def train_wordpiece(
     for path in files:
         if os.path.isdir(path):
             raise IsADirectoryError(f"corpus file {path!r} is a directory; pass the text files in it "
-                                    f"(`bert-jax tokenizer train --input {path}` takes the *.txt files under it).")
+                                    f"(`bert-jax tokenizer train --input {path}` takes the .txt files under it).")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"corpus file not found: {path!r}.")
     if vocab_size <= len(SPECIAL_TOKENS):
@@ -222,7 +222,7 @@ def main(argv: list[str]) -> int:
     train = commands.add_parser("train", help="train a WordPiece vocabulary on text files",
                                 description="\n\n".join(__doc__.split("\n\n")[2:4]), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                       help="UTF-8 text files, directories (the *.txt files under them) or globs")
+                       help="UTF-8 text files, directories (their .txt / .text files, recursively) or globs")
     train.add_argument("--vocab-size", type=int, required=True, metavar="N", help="vocabulary size (specials included)")
     case = train.add_mutually_exclusive_group()
     case.add_argument("--lowercase", dest="lowercase", action="store_true", default=True, help="uncased (default)")

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import glob
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import time
 
@@ -252,6 +254,8 @@ def build_shard(opts: BuildOptions, output: str, index: int, backend=None, info=
 def _init_worker() -> None:
     # One tokenizer thread per worker process: the workers are the parallelism.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    # Ctrl-C reaches the whole process group: the parent alone stops the pool (no traceback per worker).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker(args) -> dict:
@@ -397,7 +401,17 @@ def _shards_to_build(output: str, lo: int, hi: int, num_shards: int) -> list[int
                 name = os.path.join(output, shards.shard_name(i, num_shards) + ext)
                 if os.path.exists(name):
                     os.remove(name)
+    _remove_temporary_files(output, todo, num_shards)
     return todo
+
+
+def _remove_temporary_files(output: str, indices: list[int], num_shards: int) -> None:
+    """Temporary files of shards ``indices`` (none of which is complete): a worker killed mid-write
+    leaves its own; no other build writes these shards."""
+    for i in indices:
+        if shards.completed_shard(output, i, num_shards) is None:
+            for stale in glob.glob(os.path.join(glob.escape(output), shards.shard_name(i, num_shards) + ".*.tmp-*")):
+                os.remove(stale)
 
 
 def build(
@@ -455,6 +469,7 @@ def build(
             if workers > 1:
                 pool.terminate()
                 pool.join()
+                _remove_temporary_files(output, todo, opts.num_shards)  # of workers stopped mid-write
     sidecars = [shards.completed_shard(output, i, opts.num_shards) for i in range(opts.num_shards)]
     missing = [i for i, s in enumerate(sidecars) if s is None]
     if missing:

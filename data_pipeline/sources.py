@@ -127,8 +127,11 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
 _SNIFF_BYTES = 64 << 10
 _MAX_NON_TEXT_SHARE = 0.10
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
-_MAX_BAD_LINE_SHARE = 0.10  # of the first non-blank lines: more is another encoding, not a stray line
-_MIN_BAD_LINES = 3
+# Another encoding, not stray bytes: at least this many invalid sequences, valid multi-byte UTF-8
+# ones fewer than a tenth of them, and more than 1% of the lines affected (fewer are skipped).
+_MIN_BAD_SEQUENCES = 3
+_MAX_VALID_SHARE_OF_INVALID = 10
+_MAX_BAD_LINE_SHARE = 0.01
 _WARN_SKIPPED_LINES = 3  # invalid lines named one by one per file; the rest are counted
 
 
@@ -159,24 +162,43 @@ def binary_reason(path: str, block: bytes | None = None) -> str | None:
 
 
 def encoding_reason(block: bytes) -> str | None:
-    """Why the text in ``block`` (a file's first bytes) is in another encoding than UTF-8, or None.
+    """Why the text in ``block`` (a file's first bytes) is in a single-byte encoding (Latin-1,
+    cp1252, ...) rather than UTF-8, or None.
 
-    ``--on-invalid-utf8 skip`` is for a stray bad line; a file where many lines do not decode
-    (Latin-1, cp1252, ...) would lose most of its text line by line, so it is refused instead.
+    Judged on byte sequences: many invalid ones and (next to none) valid multi-byte ones. A UTF-8
+    file with a few stray bytes passes (its lines are skipped one by one), and converting a file
+    this refuses cannot garble valid UTF-8, since it holds almost none.
     """
-    lines = block.split(b"\n")
     if len(block) >= _SNIFF_BYTES:
-        lines = lines[:-1]  # the last line may be cut mid-character
-    lines = [line for line in lines if line.strip()]
-    bad = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            bad.append(number)
-    if len(bad) >= _MIN_BAD_LINES and len(bad) > _MAX_BAD_LINE_SHARE * len(lines):
-        return f"{len(bad)} of its first {len(lines)} non-blank lines are not valid UTF-8, the first at line {bad[0]}"
+        block = block[: block.rfind(b"\n") + 1] or block[:-3]  # not mid-character
+    text = block.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd") - block.decode("utf-8", errors="ignore").count("\ufffd")
+    if invalid < _MIN_BAD_SEQUENCES:
+        return None
+    valid = sum(1 for ch in text if ch >= "\x80" and ch != "\ufffd")
+    lines = [line for line in block.split(b"\n") if line.strip()]
+    bad_lines = sum(1 for line in lines if not _is_utf8(line))
+    if valid * _MAX_VALID_SHARE_OF_INVALID < invalid and bad_lines > _MAX_BAD_LINE_SHARE * len(lines):
+        first = block[: block.find(b"\n", _first_invalid(block)) + 1 or None].count(b"\n") or 1
+        return (f"{invalid} byte sequences in its first {len(block)} bytes are not UTF-8 and only {valid} are "
+                f"(the first bad one on line {first})")
     return None
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _first_invalid(block: bytes) -> int:
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return err.start
+    return 0
 
 
 def check_text_file(path: str, what: str = "input file") -> None:
@@ -198,12 +220,8 @@ def _refuse_binary(path: str, reason: str | None, what: str = "input file") -> N
 
 def _refuse_encoding(path: str, reason: str | None, what: str = "input file") -> None:
     if reason:
-        name = os.path.basename(path)
-        raise InputError(
-            f"{what} {path} is not UTF-8 ({reason}); convert it and pass the converted file, e.g. "
-            f"`iconv -f latin1 -t utf-8 {name} > {os.path.splitext(name)[0]}.utf8.txt` (latin1 if it is "
-            "Latin-1; `file -i` guesses the encoding)"
-        )
+        from bert_jax.tokenization.vocab_file import reencode_advice
+        raise InputError(f"{what} {path} is not UTF-8 ({reason}). {reencode_advice(path, what)}")
 
 
 def fingerprint_inputs(files: list[str]) -> list[dict]:

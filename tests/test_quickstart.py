@@ -73,26 +73,31 @@ def test_quickstart_exits_1_when_a_margin_is_missed(short_quickstart):
         "held-out MLM accuracy >= 3 x the context-free guess"] is False
 
 
-def test_quickstart_refuses_a_workdir_of_other_settings_and_a_bad_corpus(short_quickstart, tmp_path, capsys):
+def test_quickstart_refuses_a_workdir_of_other_settings_and_a_bad_corpus(short_quickstart, tmp_path):
     """A rerun with other settings reused the old vocabulary and checkpoints under the new
     numbers (a summary of two runs); it is refused, as is a non-quickstart directory. A corpus
-    file in Latin-1 is named with the converter to use, not shown as a traceback."""
-    from bert_jax import quickstart
+    file in Latin-1 is named with the conversion to make, not shown as a traceback."""
     workdir, _ = short_quickstart
-    assert quickstart.main(["--workdir", str(workdir), "--steps", "60", "--finetune-steps", "10", "--seeds", "0"]) == 2
-    err = capsys.readouterr().err
-    assert "holds a quickstart run with other settings (steps 30 -> 60)" in err and "Use a new --workdir" in err
+
+    def quickstart(*args):
+        return subprocess.run([sys.executable, "-m", "bert_jax.cli", "quickstart", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+    res = quickstart("--workdir", str(workdir), "--steps", "60", "--finetune-steps", "10", "--seeds", "0")
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "holds a quickstart run with other settings (steps 30 -> 60)" in res.stderr
+    assert "Use a new --workdir" in res.stderr
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("mine\n")
-    assert quickstart.main(["--workdir", str(other)]) == 2
-    assert "is not a quickstart workdir" in capsys.readouterr().err and os.listdir(other) == ["notes.txt"]
+    res = quickstart("--workdir", str(other))
+    assert res.returncode == 2 and "is not a quickstart workdir" in res.stderr and os.listdir(other) == ["notes.txt"]
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name in ("faq.txt", "using.txt"):
         text = open(os.path.join(ROOT, "data", "corpus", name), encoding="utf-8").read()
         (corpus / name).write_bytes(text.replace("e", "\u00e9").encode("latin-1"))
-    assert quickstart.main(["--workdir", str(tmp_path / "qs"), "--corpus", str(corpus)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("bert-jax quickstart: ") and "iconv -f latin1 -t utf-8" in err[-1]
-    assert "Traceback" not in "\n".join(err)
+    res = quickstart("--workdir", str(tmp_path / "qs"), "--corpus", str(corpus))
+    err = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and err[-1].startswith("bert-jax quickstart: ") and "iconv -f latin1" in err[-1]
+    assert "Traceback" not in res.stderr

@@ -228,10 +228,10 @@ def test_output_never_replaces_a_users_files_without_overwrite(tmp_path, capsys)
     run = tmp_path / "run"
     multi_seed_run(run, seeds=(1,))
     notes = tmp_path / "notes.html"
-    notes.write_text("my notes\n")
+    notes.write_text("<p>my notes: run bert-jax report after each run</p>\n")  # names it, is not one
     assert cli.main(["report", str(run), "--output", str(notes)]) == 2
     assert "notes.html already exists and was not written by bert-jax report" in capsys.readouterr().err
-    assert notes.read_text() == "my notes\n"
+    assert notes.read_text() == "<p>my notes: run bert-jax report after each run</p>\n"
     paper = tmp_path / "paper"
     (paper / "report").mkdir(parents=True)
     (paper / "report" / "loss.png").write_bytes(b"my figure")

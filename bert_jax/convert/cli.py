@@ -105,8 +105,8 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
         raise ValueError("source and destination are the same directory; choose a new output directory.")
     is_run = source_format == "bert-jax" and os.path.isdir(os.path.join(source, "checkpoints"))
     if step is not None and not is_run:
-        raise ValueError(f"--step picks a checkpoint of a training workdir (--from bert-jax WORKDIR); {source!r} "
-                         "holds one set of weights: drop --step.")
+        raise ValueError(f"--step picks a checkpoint of a training workdir (--from bert-jax WORKDIR, the folder "
+                         f"holding checkpoints/); {source!r} is not one: pass the workdir, or drop --step.")
     check_destination(destination, overwrite)
     if is_run:
         params, config, source_target = _load_training_checkpoint(source, step)

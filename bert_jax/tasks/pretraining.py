@@ -167,7 +167,12 @@ def open_loader(shard_dir: str, cfg, *, seed: int, shuffle_seed_offset: int = 0)
                                packing=cfg.data.packing,
                                max_instances_per_row=cfg.data.max_instances_per_row or None,
                                max_predictions_per_row=cfg.data.max_predictions_per_row or None)
-    manifest = loader.manifest
+    _check_manifest(shard_dir, loader.manifest, cfg)
+    return loader
+
+
+def _check_manifest(shard_dir: str, manifest: dict, cfg) -> None:
+    """The shards' length, predictions and vocabulary size against the run config."""
     for field in ("max_seq_length", "max_predictions_per_seq"):
         have, want = manifest.get(field), cfg.data[field]
         _require(have == want, f"shards in {shard_dir} have {field}={have} but the config says {want}; "
@@ -176,24 +181,29 @@ def open_loader(shard_dir: str, cfg, *, seed: int, shuffle_seed_offset: int = 0)
     _require(vocab == -1 or manifest.get("vocab_size") in (None, vocab) or vocab > manifest["vocab_size"],
            f"shards in {shard_dir} use a vocabulary of {manifest.get('vocab_size')} tokens but "
            f"model.vocab_size={vocab}; set --config.model.vocab_size=-1 to take it from the shards.")
-    return loader
 
 
 def _check_eval_shards(cfg, train_manifest: dict) -> None:
     """Refuse held-out shards that the first evaluation would fail on, or whose accuracy would mean
-    nothing: another length or prediction count than the config (``open_loader``), too few examples
-    for a batch, or another vocabulary than the training shards'."""
-    eval_loader = open_loader(cfg.data.eval_dir, cfg, seed=int(cfg.seed) + 1)
+    nothing: another length or prediction count than the config, fewer examples than a batch, or
+    another vocabulary than the training shards'. Reads the manifest only (each evaluation still
+    verifies the shards it opens)."""
+    from data_pipeline import shards
     try:
-        manifest = eval_loader.manifest
-    finally:
-        eval_loader.close()
+        directory, manifest = shards.load_manifest(cfg.data.eval_dir)
+    except shards.ShardError as e:
+        raise ValueError(f"data.eval_dir: {e}") from None
+    _check_manifest(directory, manifest, cfg)
+    num = int(manifest.get("num_examples", 0))
+    _require(cfg.data.packing or num >= cfg.global_batch_size,
+             f"the {num} examples in the eval shards {directory} make no full batch of {cfg.global_batch_size}; "
+             "build more held-out examples (a higher --dupe-factor) or use a smaller --config.global_batch_size.")
     have, want = manifest.get("vocab_hash"), train_manifest.get("vocab_hash")
     _require(have is None or want is None or have == want,
-             f"the eval shards in {cfg.data.eval_dir} were built with another vocabulary "
-             f"({manifest.get('vocab_size')} tokens) than the training shards in {cfg.data.train_dir} "
-             f"({train_manifest.get('vocab_size')} tokens), so token ids mean other words there; rebuild them with "
-             f"--vocab {os.path.join(cfg.data.train_dir, 'vocab.txt')}.")
+             f"the eval shards in {directory} were built with another vocabulary ({manifest.get('vocab_size')} "
+             f"tokens) than the training shards in {cfg.data.train_dir} ({train_manifest.get('vocab_size')} tokens), "
+             f"so token ids mean other words there; rebuild them with "
+             f"--vocab {os.path.join(cfg.data.train_dir, 'vocab.txt')} --output {directory} --overwrite.")
 
 
 def pretraining_job(module=None, make_loader=None):

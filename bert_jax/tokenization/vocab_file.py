@@ -38,11 +38,18 @@ def read_text_lines(path: str, what: str = "file"):
             except UnicodeDecodeError as error:
                 raise ValueError(
                     f"{path}:{line_number}: invalid UTF-8 (byte {raw[error.start]:#04x} at column "
-                    f"{error.start + 1}). Re-encode the {what} as UTF-8, e.g. "
-                    f"`iconv -f latin1 -t utf-8 {os.path.basename(path)}`."
+                    f"{error.start + 1}). {reencode_advice(path, what)}"
                 ) from None
             # Universal newlines, as Python's text mode (and Hugging Face) reads them.
             yield line_number, line.rstrip("\n").rstrip("\r")
+
+
+def reencode_advice(path: str, what: str = "file") -> str:
+    """How to make ``path`` UTF-8 in place (a converted copy beside it would be read as well by a
+    directory or glob input)."""
+    name = os.path.basename(path)
+    return (f"Re-encode the {what} as UTF-8 in place, e.g. `iconv -f latin1 -t utf-8 {name} > {name}.tmp && "
+            f"mv {name}.tmp {name}` (latin1 for Latin-1 text; `file -i {name}` guesses the encoding).")
 
 
 def load_vocab(vocab_file: str) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -190,11 +191,11 @@ def test_latin1_input_is_refused_with_iconv_advice_that_works(tmp_path, small_co
     out = tmp_path / "out"
     run = _cli_build("--input", str(latin1), "--vocab", vocab_file, "--output", str(out))
     assert run.returncode == 2, run.stderr[-2000:]
-    assert f"input file {latin1} is not UTF-8" in run.stderr and "iconv -f latin1 -t utf-8 faq_latin1.txt" in run.stderr
-    assert run.stderr.count("\n") < 5 and not out.exists()
-    converted = tmp_path / "faq_latin1.utf8.txt"
-    subprocess.run(f"iconv -f latin1 -t utf-8 faq_latin1.txt > {converted.name}", shell=True, cwd=tmp_path, check=True)
-    run = _cli_build("--input", str(converted), "--vocab", vocab_file, "--output", str(out))
+    assert f"input file {latin1} is not UTF-8" in run.stderr and run.stderr.count("\n") < 5 and not out.exists()
+    advised = re.search(r"`(iconv -f latin1 [^`]+)`", run.stderr).group(1)  # run it as written
+    subprocess.run(advised, shell=True, cwd=tmp_path, check=True)
+    assert latin1.read_text(encoding="utf-8") == text
+    run = _cli_build("--input", str(tmp_path), "--vocab", vocab_file, "--output", str(out))  # the folder: one file
     assert run.returncode == 0, run.stderr[-2000:]
     assert "wrote 0 examples" not in run.stdout and "examples in 1 shard" in run.stdout
 
@@ -250,7 +251,11 @@ def test_ctrl_c_during_a_build_leaves_no_temporary_shard_and_no_traceback(tmp_pa
     assert "interrupted; the shards finished so far are kept" in err and "run the same command again" in err
     assert not [n for n in os.listdir(out) if ".tmp" in n] and not (out / "manifest.json").exists()
     monkeypatch.setattr(shards.np, "ascontiguousarray", real)
+    # What a worker process killed mid-write (--workers > 1) leaves: removed when its shard is rebuilt.
+    stale = out / (shards.shard_name(1, 2) + ".bin.tmp-99999")
+    stale.write_bytes(b"partial")
     assert cli.main(argv) == 0 and (out / "manifest.json").exists()
+    assert not [n for n in os.listdir(out) if ".tmp" in n]
 
 
 # 4 -------------------------------------------------------------------------------------------

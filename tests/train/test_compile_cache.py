@@ -28,12 +28,18 @@ def _losses(workdir):
 
 
 def test_a_repeated_run_loads_its_train_step_from_the_cache(corpus_shards, tmp_path, caplog):
-    cache = str(tmp_path / "xla_cache")
+    cache, before = str(tmp_path / "xla_cache"), jax.config.jax_compilation_cache_dir
+    min_time = jax.config.jax_persistent_cache_min_compile_time_secs
+    # JAX stores only programs that took >= 1 s to compile; this tiny step may compile faster.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.jit(lambda x: x + 1)(1.0)  # this process compiled before the run (JAX then decided: no cache)
-    launch.run_pretraining(_config(corpus_shards["shards"], cache), str(tmp_path / "first"))
+    try:
+        launch.run_pretraining(_config(corpus_shards["shards"], cache), str(tmp_path / "first"))
+    finally:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", min_time)
     folder = os.path.join(cache, compile_cache.machine_tag())
     assert glob.glob(os.path.join(folder, "jit_train_step-*"))
-    assert jax.config.jax_compilation_cache_dir is None  # restored when the run ended
+    assert jax.config.jax_compilation_cache_dir == before  # restored when the run ended
     with caplog.at_level(logging.DEBUG, logger="jax._src.compiler"):
         launch.run_pretraining(_config(corpus_shards["shards"], cache), str(tmp_path / "second"))
     hits = [r.getMessage() for r in caplog.records if "Persistent compilation cache hit" in r.getMessage()]

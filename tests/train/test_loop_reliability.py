@@ -148,21 +148,20 @@ def test_eval_shards_of_another_vocabulary_are_refused_before_training(shards, t
     tok.train([faq], vocab_size=300, min_frequency=2, show_progress=False)
     tok.save_model(str(tmp_path))
 
-    def build_eval(vocab, out):
-        assert data_cli.main(["build", "--input", faq, "--vocab", vocab, "--output", out, "--max-seq-length", "64",
-                              "--max-predictions-per-seq", "10", "--dupe-factor", "1", "--seed", "3"]) in (0, None)
+    def build_eval(*args):
+        assert data_cli.main(["build", "--input", faq, "--max-seq-length", "64", "--max-predictions-per-seq", "10",
+                              "--dupe-factor", "1", "--seed", "3", *args]) in (0, None)
 
-    build_eval(str(tmp_path / "vocab.txt"), str(tmp_path / "eval_other"))
+    eval_dir = str(tmp_path / "eval")
+    build_eval("--vocab", str(tmp_path / "vocab.txt"), "--output", eval_dir)
     run = str(tmp_path / "run")
-    with pytest.raises(launch.ConfigError, match=r"eval shards in .*eval_other were built with another vocabulary "
+    with pytest.raises(launch.ConfigError, match=r"eval shards in .*eval were built with another vocabulary "
                                                  r"\(300 tokens\) than the training shards .* \(1000 tokens\)") as info:
-        launch.run_pretraining(small(shards, f"data.eval_dir={str(tmp_path / 'eval_other')!r}",
-                                     "optim.total_steps=2"), run)
+        launch.run_pretraining(small(shards, f"data.eval_dir={eval_dir!r}", "optim.total_steps=2"), run)
     assert not os.path.exists(run)
-    advised = re.search(r"--vocab (\S+)\.$", str(info.value)).group(1)
-    build_eval(advised, str(tmp_path / "eval_same"))
-    result = launch.run_pretraining(small(shards, f"data.eval_dir={str(tmp_path / 'eval_same')!r}",
-                                          "optim.total_steps=2", "eval_steps=1"), run)
+    build_eval(*re.search(r"rebuild them with (.+)\.$", str(info.value)).group(1).split())  # as advised
+    result = launch.run_pretraining(small(shards, f"data.eval_dir={eval_dir!r}", "optim.total_steps=2",
+                                          "eval_steps=1"), run)
     assert result["step"] == 2 and "mlm_accuracy" in result["eval"]
 
 
