@@ -45,10 +45,8 @@ class RunContext:
 
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from data_pipeline.shards import atomic_write_bytes
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def check_workdir(workdir: str) -> None:

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,20 +149,10 @@ def _predict_one(example, windows, features, start_logits, end_logits, version_2
 
 
 def write_json_atomic(path: str, obj) -> None:
-    """Writes ``obj`` as JSON to ``path`` through a temporary file and a rename."""
-    # Write beside the target and rename: readers never see a half-written file.
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, ensure_ascii=False, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Writes ``obj`` as JSON to ``path`` through a temporary file and a rename (readers never see
+    a half-written file)."""
+    from data_pipeline.shards import atomic_write_bytes
+    atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False, indent=2).encode("utf-8"))
 
 
 def write_squad_predictions(output_dir: str, result: SquadPredictions) -> dict[str, str]:

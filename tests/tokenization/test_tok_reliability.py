@@ -28,7 +28,7 @@ def test_existing_vocabulary_is_not_overwritten_without_flag(tmp_path, capsys):
     (out / "README.md").write_text("notes about this vocabulary\n")
     before = _snapshot(out)
     capsys.readouterr()
-    assert main(["train", "--input", FAQ, "--vocab-size", "400", "--output", str(out), "--quiet"]) == 1
+    assert main(["train", "--input", FAQ, "--vocab-size", "400", "--output", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"output directory {out} is not empty" in err and "vocab.txt" in err and "--overwrite" in err
     assert _snapshot(out) == before  # the first vocabulary is intact
@@ -79,7 +79,7 @@ def test_binary_files_are_refused_naming_them(tmp_path, capsys):
         with pytest.raises(ValueError, match=rf"corpus file {bad} looks binary, not text"):
             train_wordpiece([TUTORIAL, bad], 300, output_dir=tmp_path / "out", progress=False)
         assert not (tmp_path / "out").exists()
-    assert main(["train", "--input", str(nul), "--vocab-size", "100", "--output", str(tmp_path / "cli"), "--quiet"]) == 1
+    assert main(["train", "--input", str(nul), "--vocab-size", "100", "--output", str(tmp_path / "cli"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"{nul} looks binary" in err and "NUL byte at offset 0" in err
     assert not (tmp_path / "cli").exists()
