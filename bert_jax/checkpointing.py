@@ -47,7 +47,21 @@ _CHECKSUM_FORMAT = "bert-jax-checkpoint-checksums"
 _ITEMS = ("state", "loader", "meta")
 
 
-class CheckpointCorrupt(ValueError):
+class CheckpointError(ValueError):
+    """A checkpoint step that cannot be used as asked; the message says what to do.
+
+    The command line reports it in one line with exit status 2 (``launch``); library callers
+    can tell damage (``CheckpointCorrupt``) from a read failure (``CheckpointUnreadable``).
+    """
+
+
+def missing_step(directory: str, step: int, steps) -> CheckpointError:
+    """The refusal for a ``--step`` that ``directory`` does not hold, naming the steps it has."""
+    have = ", ".join(map(str, sorted(steps))) or "none"
+    return CheckpointError(f"{directory} has no step {step}; it has steps {have}.")
+
+
+class CheckpointCorrupt(CheckpointError):
     """A checkpoint step whose files do not match their checksum record, or that cannot be read.
 
     Attributes: ``step``, ``directory`` (the checkpoints directory), ``reason``.
@@ -59,7 +73,7 @@ class CheckpointCorrupt(ValueError):
                          + (f". {advice}" if advice else ""))
 
 
-class CheckpointUnreadable(ValueError):
+class CheckpointUnreadable(CheckpointError):
     """A checkpoint step whose files match their checksum record, yet reading it failed here.
 
     Not damage (memory, devices, or an Orbax version that cannot read it): the message says to
@@ -463,7 +477,7 @@ def restore_params_to_cpu(directory: str, step: int | None = None) -> tuple[Any,
     steps = sorted(manager.all_steps())
     if step is not None and int(step) not in steps:
         manager.close()
-        raise FileNotFoundError(f"{directory} has no step {step}; it has steps {', '.join(map(str, steps)) or 'none'}.")
+        raise missing_step(directory, step, steps)
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no checkpoint found in {directory}; pass a workdir's "

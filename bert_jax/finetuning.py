@@ -288,11 +288,13 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         state, shardings, _ = train.create_train_state(job.task, tx, mesh, rules, params_key, dropout_key)
         manager = checkpointing.make_manager(ckpt_dir)
         chosen = manager.latest_step() if step is None else int(step)
-        check(chosen in manager.all_steps(), f"{ckpt_dir} has no step {step}; it has steps "
-              f"{', '.join(map(str, manager.all_steps()))}.")
+        if chosen not in manager.all_steps():
+            raise checkpointing.missing_step(ckpt_dir, step, manager.all_steps())
         try:
             state, _, _ = checkpointing.restore(manager, jax.eval_shape(lambda s: s, state), shardings, chosen)
-        except ValueError as e:  # damaged, unreadable, or of another model shape
+        except checkpointing.CheckpointError:
+            raise  # damaged or unreadable: reported by the launcher, like the trainer's
+        except ValueError as e:  # a checkpoint of another model shape
             raise ConfigError(str(e)) from None
         manager.close()
     else:

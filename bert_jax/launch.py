@@ -80,12 +80,13 @@ def write_report_quietly(workdir: str) -> None:
 
 def _run(prog: str, argv: list[str], work, extra=None) -> int:
     args, overrides = _parse(_parser(prog, extra), argv)
+    from bert_jax.checkpointing import CheckpointError
     from bert_jax.train import NonFiniteLoss
     try:
         config = load_config(args.config, overrides)
         _check_mode(prog, args.config, config)
         result = work(config, args)
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
     except NonFiniteLoss as e:

@@ -177,7 +177,8 @@ _PNG_MARK = b"tEXtSoftware\x00" + GENERATOR.encode()
 # Pages written before the generator tag began with exactly this, and their PNGs said only Matplotlib.
 _LEGACY_PAGE = b"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
 # Plot files a report writes beside its page (CURVES, then the dev-metrics and seed figures).
-PLOT_STEMS = tuple(stem for stem, _, _ in CURVES) + ("eval_metrics", "seed_spread")
+EVAL_PLOT, SEED_PLOT = "eval_metrics", "seed_spread"
+PLOT_STEMS = tuple(stem for stem, _, _ in CURVES) + (EVAL_PLOT, SEED_PLOT)
 
 
 def _page_is_ours(path: str) -> bool:
@@ -428,9 +429,9 @@ def write_report(workdir: str, output: str | None = None, overwrite: bool = Fals
     summary = summary if isinstance(summary, dict) and isinstance(summary.get("metrics"), dict) else None
 
     figures = [(stem, title, curve_figure(title, panels, runs)) for stem, title, panels in CURVES]
-    figures.append(("eval_metrics", "Dev metrics at each evaluation", eval_figure(runs)))
+    figures.append((EVAL_PLOT, "Dev metrics at each evaluation", eval_figure(runs)))
     if summary:
-        figures.append(("seed_spread", "Spread over seeds", seed_figure(summary)))
+        figures.append((SEED_PLOT, "Spread over seeds", seed_figure(summary)))
     body = []
     for stem, title, drawn in figures:
         if drawn is None:

@@ -104,6 +104,8 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
       (the last evaluation's metrics, ``{}`` when none ran).
     Raises:
       ConfigError: a setting or input that cannot work (nothing was written).
+      checkpointing.CheckpointError: the step to resume from cannot be read (the message
+        names the step to resume from instead).
       NonFiniteLoss: the loss or a norm became NaN/Inf.
     """
     from bert_jax import partitioning as _p
@@ -210,9 +212,9 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     rules = partitioning.rules_from_config(cfg.logical_axis_rules)
     abstract_params = partitioning.unbox(jax.eval_shape(task.init_params, params_key))
     if latest is not None:
+        meta = checkpointing.read_meta(manager, latest)
         try:
-            checkpointing.check_compatible(checkpointing.read_meta(manager, latest), abstract_params,
-                                           workdir, latest)
+            checkpointing.check_compatible(meta, abstract_params, workdir, latest)
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
@@ -230,10 +232,8 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         raise ConfigError(f"init_from={cfg.init_from}: {e}") from None
     if latest is not None:
         abstract = jax.eval_shape(lambda s: s, state)
-        try:
-            state, loader_state, _ = checkpointing.restore(manager, abstract, shardings, latest)
-        except (checkpointing.CheckpointCorrupt, checkpointing.CheckpointUnreadable) as e:
-            raise ConfigError(str(e)) from None  # an unverified step that fails to read: nothing moved
+        # An unverified step that fails to read raises CheckpointError (nothing is moved).
+        state, loader_state, _ = checkpointing.restore(manager, abstract, shardings, latest)
         if loader_state:
             loader.restore(loader_state)
         log.info("resumed from %s at step %d", workdir, latest)

@@ -205,20 +205,18 @@ def check_text_file(path: str, what: str = "input file") -> None:
     """Raises ``InputError`` naming ``path`` if it looks binary (``binary_reason``) or is in
     another encoding than UTF-8 (``encoding_reason``)."""
     with open(path, "rb") as f:
-        block = f.read(_SNIFF_BYTES)
-    _refuse_binary(path, binary_reason(path, block), what)
-    _refuse_encoding(path, encoding_reason(block), what)
+        _refuse_non_text(path, f.read(_SNIFF_BYTES), what)
 
 
-def _refuse_binary(path: str, reason: str | None, what: str = "input file") -> None:
+def _refuse_non_text(path: str, block: bytes, what: str = "input file") -> None:
+    """``InputError`` naming ``path`` if ``block`` (its first bytes) is binary or not UTF-8."""
+    reason = binary_reason(path, block)
     if reason:
         raise InputError(
             f"{what} {path} looks binary, not text ({reason}); remove it from the inputs "
             "(bert-jax reads UTF-8 text files)"
         )
-
-
-def _refuse_encoding(path: str, reason: str | None, what: str = "input file") -> None:
+    reason = encoding_reason(block)
     if reason:
         from bert_jax.tokenization.vocab_file import reencode_advice
         raise InputError(f"{what} {path} is not UTF-8 ({reason}). {reencode_advice(path, what)}")
@@ -248,8 +246,7 @@ def fingerprint_inputs(files: list[str]) -> list[dict]:
             with open(path, "rb") as f:
                 first = f.read(_SNIFF_BYTES)
                 if not spec.startswith("hf:"):
-                    _refuse_binary(path, binary_reason(path, first))
-                    _refuse_encoding(path, encoding_reason(first))
+                    _refuse_non_text(path, first)
                 digest.update(first)
                 for block in iter(lambda: f.read(1 << 22), b""):
                     digest.update(block)

@@ -212,4 +212,10 @@ def test_evaluating_with_another_model_shape_is_refused_in_one_line(run, capsys)
     assert len(err) == 1 and err[0].startswith("bert-jax evaluate: ") and "different model shape" in err[0]
     assert "checkpoint [64] vs model [128]" in err[0], err
     assert not os.path.exists(os.path.join(workdir, "eval"))
+    assert launch.evaluate_main(args + ["--step", "99"]) == 2  # a step the run does not have
+    err = capsys.readouterr().err.strip().splitlines()
+    steps = sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
+    assert err == [f"bert-jax evaluate: {os.path.join(workdir, 'checkpoints')} has no step 99; it has steps "
+                   f"{', '.join(map(str, steps))}."]
+    assert launch.evaluate_main(args + ["--step", str(steps[0])]) == 0  # one it names
     assert launch.evaluate_main(args) == 0

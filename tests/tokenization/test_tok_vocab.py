@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -105,6 +106,10 @@ def test_cli_takes_a_directory_and_says_when_the_size_cannot_be_met(tmp_path, co
                      "--quiet"]) == 0
     size = len((tmp_path / "c" / "vocab.txt").read_text().splitlines())
     assert size > 20 and f"the vocabulary has {size} tokens, not 20" in caplog.text
+    # The Python API takes files only; a folder is refused naming it and the command that expands it.
+    with pytest.raises(IsADirectoryError, match=re.escape(f"--input {corpus}` takes the .txt files")):
+        train_wordpiece([str(corpus)], 600, output_dir=str(tmp_path / "d"), progress=False)
+    assert not (tmp_path / "d").exists()
 
 
 def test_cli_through_the_entry_point(tmp_path, corpus_files):

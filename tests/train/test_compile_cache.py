@@ -6,6 +6,7 @@ import glob
 import json
 import logging
 import os
+import re
 
 import pytest
 
@@ -55,5 +56,16 @@ def test_machines_with_other_cpu_features_get_other_folders(monkeypatch):
     if jax.devices()[0].platform != "cpu":
         pytest.skip("the CPU folder name")
     here = compile_cache.machine_tag()
-    monkeypatch.setattr(compile_cache, "_cpu_description", lambda: "x86_64|Another CPU|avx2 fma sse4_2")
-    assert compile_cache.machine_tag() != here and compile_cache.machine_tag().startswith("cpu-")
+    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+        model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    assert model in compile_cache._cpu_description()  # the folder follows the CPU model ...
+    tags = {}
+    for name, description in [("same", "x86_64|Xeon 8480|avx2 avx512f amx_bf16"),
+                              ("again", "x86_64|Xeon 8480|avx2 avx512f amx_bf16"),
+                              ("no_amx", "x86_64|Xeon 8480|avx2 avx512f"),  # ... and its flags
+                              ("other_model", "x86_64|EPYC 9654|avx2 avx512f amx_bf16")]:
+        monkeypatch.setattr(compile_cache, "_cpu_description", lambda d=description: d)
+        tags[name] = compile_cache.machine_tag()
+    assert tags["same"] == tags["again"]  # a restart on the same machine finds its entries
+    assert len({tags["same"], tags["no_amx"], tags["other_model"], here}) == 4
+    assert all(re.fullmatch(r"cpu-[0-9a-f]{12}", t) for t in tags.values())
