@@ -28,10 +28,7 @@ _HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 def examples_from_hub(dataset, split: str) -> list[swag_data.SwagExample]:
     """A hub SWAG split (a ``datasets.Dataset``; ``label`` -1 or absent on test) -> ``SwagExample``s."""
     columns = dataset.column_names
-    num_choices = 0
-    while f"ending{num_choices}" in columns:
-        num_choices += 1
-    missing = [c for c in ("sent1", "sent2") if c not in columns] + ([] if num_choices >= 2 else ["ending0, ending1"])
+    num_choices, missing = swag_data.choice_columns(columns)
     if missing:
         raise ValueError(f"the hub split {split!r} lacks columns {missing} (has {columns}); data.hub_name must name "
                          "a SWAG style dataset (sent1, sent2, ending0 .. ending<N-1>, label).")

@@ -30,6 +30,16 @@ class SwagExample:
     label: int | None
 
 
+def choice_columns(columns) -> tuple[int, list[str]]:
+    """``(number of choices, missing column names)`` of a SWAG header: ``ending0, ending1, ..``
+    count as choices up to the first gap; ``sent1``, ``sent2`` and two endings are required."""
+    num_choices = 0
+    while f"ending{num_choices}" in columns:
+        num_choices += 1
+    missing = [c for c in ("sent1", "sent2") if c not in columns]
+    return num_choices, missing + ([] if num_choices >= 2 else [f"ending{num_choices}"])
+
+
 def read_swag(path: str) -> list[SwagExample]:
     """Examples of a SWAG-layout CSV file, in file order."""
     if not os.path.isfile(path):
@@ -40,11 +50,7 @@ def read_swag(path: str) -> list[SwagExample]:
         if header is None:
             raise ValueError(f"{path}: empty file; expected a header with sent1, sent2, ending0, ending1, ...")
         columns = {name: i for i, name in enumerate(header)}
-        num_choices = 0
-        while f"ending{num_choices}" in columns:
-            num_choices += 1
-        missing = [c for c in ("sent1", "sent2") if c not in columns] + ([] if num_choices >= 2 else
-                                                                         [f"ending{num_choices}"])
+        num_choices, missing = choice_columns(columns)
         if missing:
             raise ValueError(f"{path}:1: the header lacks {', '.join(missing)} (has: {', '.join(header)}); a SWAG "
                              "file has sent1, sent2, ending0 .. ending<N-1> and, except test files, label.")
