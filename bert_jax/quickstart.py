@@ -126,6 +126,7 @@ def main(argv: list[str]) -> int:
         parser.error("--seeds: give at least one seed, e.g. --seeds 0")
 
     from bert_jax.finetuning import run_finetuning
+    from bert_jax.checkpointing import CheckpointError
     from bert_jax.run_config import ConfigError, load_config
     from bert_jax.tasks.pretraining import pretraining_job
     from bert_jax.trainer import run_training
@@ -176,7 +177,7 @@ def main(argv: list[str]) -> int:
     print(f"[3/5] pretraining ({steps} steps) -> {work / 'pretrain'}", flush=True)
     try:
         pre = run_training(pre_cfg, str(work / "pretrain"), pretraining_job())
-    except ConfigError as e:
+    except (ConfigError, CheckpointError) as e:  # a rerun resumes: its checkpoint may not read
         print(f"bert-jax quickstart: {e}", file=sys.stderr)
         return 2
     if pre.get("exit_code"):
@@ -207,7 +208,7 @@ def main(argv: list[str]) -> int:
             results[kind] = run_finetuning(cfg, str(out))
             if results[kind].get("exit_code"):
                 return results[kind]["exit_code"]
-        except ConfigError as e:
+        except (ConfigError, CheckpointError) as e:
             print(f"bert-jax quickstart: {e}", file=sys.stderr)
             return 2
         times[f"finetune ({kind})"] = time.perf_counter() - t

@@ -104,8 +104,8 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
       (the last evaluation's metrics, ``{}`` when none ran).
     Raises:
       ConfigError: a setting or input that cannot work (nothing was written).
-      checkpointing.CheckpointError: the step to resume from cannot be read (the message
-        names the step to resume from instead).
+      checkpointing.CheckpointError: the workdir's own step to resume from cannot be read (the
+        message says what to do; a step of ``init_from`` that cannot be read is a ConfigError).
       NonFiniteLoss: the loss or a norm became NaN/Inf.
     """
     from bert_jax import partitioning as _p

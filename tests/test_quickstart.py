@@ -101,3 +101,26 @@ def test_quickstart_refuses_a_workdir_of_other_settings_and_a_bad_corpus(short_q
     err = res.stderr.strip().splitlines()
     assert res.returncode == 2 and err[-1].startswith("bert-jax quickstart: ") and "iconv -f latin1" in err[-1]
     assert "Traceback" not in res.stderr
+
+
+def test_quickstart_rerun_over_a_checkpoint_that_does_not_read_is_one_line(short_quickstart, tmp_path):
+    """A rerun resumes the finished runs; when the pretraining's last step has no checksum record
+    and a truncated file (an older bert-jax, or a copy cut short), the rerun says so in one line
+    (exit 2) naming the step, not a traceback."""
+    import glob
+    import shutil
+    workdir = tmp_path / "run"
+    shutil.copytree(short_quickstart[0], workdir)
+    step = workdir / "pretrain" / "checkpoints" / "30"
+    os.remove(step / "bert_jax_checksums.json")
+    victim = max((p for p in glob.glob(str(step / "state" / "**" / "*"), recursive=True) if os.path.isfile(p)),
+                 key=os.path.getsize)
+    with open(victim, "r+b") as f:
+        f.truncate(10)
+    res = subprocess.run([sys.executable, "-m", "bert_jax.cli", "quickstart", "--workdir", str(workdir),
+                          "--steps", "30", "--finetune-steps", "10", "--seeds", "0", "--no-check"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert res.returncode == 2, res.stderr[-3000:]
+    line = re.findall(r"bert-jax quickstart: (.*)", res.stderr)  # TensorStore may print around it
+    assert len(line) == 1 and f"checkpoint step 30 in {step.parent}" in line[0] and "reading it failed" in line[0]
+    assert f'File "{os.path.join(ROOT, "bert_jax")}' not in res.stderr  # no traceback through bert-jax

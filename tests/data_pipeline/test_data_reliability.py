@@ -260,40 +260,51 @@ def test_ctrl_c_during_a_build_leaves_no_temporary_shard_and_no_traceback(tmp_pa
     assert not [n for n in os.listdir(out) if ".tmp" in n]
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+def _workers_ignoring_sigint(parent: int) -> int:
+    """How many of ``parent``'s pool workers (spawned ``spawn_main`` children) ignore SIGINT."""
+    with open(f"/proc/{parent}/task/{parent}/children") as f:
+        children = f.read().split()
+    count = 0
+    for pid in children:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"spawn_main" not in f.read():
+                    continue  # e.g. multiprocessing's resource tracker
+            with open(f"/proc/{pid}/status") as f:
+                ignored = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+        except (OSError, StopIteration):
+            continue
+        count += bool(ignored & (1 << (signal.SIGINT - 1)))
+    return count
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads worker CPU time from /proc")
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the workers' signal masks from /proc")
 def test_ctrl_c_with_workers_prints_one_message_and_no_worker_tracebacks(tmp_path, vocab_file):
-    """Ctrl-C with ``--workers 2`` (a terminal signals the whole process group, workers included):
-    the pool is torn down, with one message and exit 130, no traceback, no temporary file left.
-    (Workers ignore SIGINT so that only the parent reacts; this test does not isolate that, as the
-    parent's teardown usually stops a worker before it can print its own traceback.)"""
+    """Ctrl-C with ``--workers 2``: a terminal signals the whole process group, workers included.
+    Workers ignore SIGINT (else each could print its own KeyboardInterrupt traceback), and the
+    parent tears the pool down: one message, exit 130, no temporary file left."""
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "bert_jax.cli", "data", "build", "--input", *CORPUS_FILES,
                              "--vocab", vocab_file, "--output", str(out), "--num-shards", "16",
                              "--dupe-factor", "100", "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
-    # Interrupt once both workers are building shards (past start-up: half a second of CPU each).
-    workers: list[int] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
-                workers = [int(p) for p in f.read().split()]
-            busy = [w for w in workers if _cpu_seconds(w) > 0.5]
-        except (OSError, ValueError, IndexError):
-            busy = []
-        if len(busy) >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the build finished before it could be interrupted; make it longer"
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if _workers_ignoring_sigint(proc.pid) >= 2:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.02)
+        assert proc.poll() is None, "the build finished before both workers ignored SIGINT"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # never leave a build running beside the other tests
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
     assert err.count("interrupted; the shards finished so far are kept") == 1

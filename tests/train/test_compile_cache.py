@@ -56,9 +56,16 @@ def test_machines_with_other_cpu_features_get_other_folders(monkeypatch):
     if jax.devices()[0].platform != "cpu":
         pytest.skip("the CPU folder name")
     here = compile_cache.machine_tag()
+    if not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("reads the CPU description from /proc/cpuinfo")
     with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-        model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    assert model in compile_cache._cpu_description()  # the folder follows the CPU model ...
+        info = [line.split(":", 1) for line in f if ":" in line]
+    model = next((v.strip() for k, v in info if k.strip() in ("model name", "CPU part")), "")
+    flags = next((v.split() for k, v in info if k.strip() in ("flags", "Features")), [])
+    assert model and flags, "no CPU model or flags in /proc/cpuinfo"
+    here_described = compile_cache._cpu_description()
+    assert model in here_described  # the folder follows the CPU model ...
+    assert " ".join(sorted(flags)) in here_described  # ... and every instruction-set flag
     tags = {}
     for name, description in [("same", "x86_64|Xeon 8480|avx2 avx512f amx_bf16"),
                               ("again", "x86_64|Xeon 8480|avx2 avx512f amx_bf16"),
