@@ -1,0 +1,1 @@
+"""The set makers of ``scripts/derive_task_data.py``, one module per benchmark layout."""
