@@ -193,7 +193,7 @@ def finetune_job(cfg, params_key, *, resuming: bool, train: bool = True, eval_sp
         from bert_jax.warm_start import load_init_params
         fresh = partitioning.unbox(jax.jit(head.init_params)(params_key))
         return load_init_params(cfg.init_from, model_cfg, MODULE_CLASSES[task_def.head], fresh,
-                                scan_layers=cfg.scan_layers)[0]
+                                scan_layers=cfg.scan_layers, training=train)[0]
 
     return TrainingJob(task=head, model_config=model_cfg, loader=loader,
                        evaluate=SplitEvaluator(cfg, task_def, eval_splits), init_params=init_params,

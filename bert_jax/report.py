@@ -456,14 +456,16 @@ def write_report(workdir: str, output: str | None = None, overwrite: bool = Fals
             f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>",
             f"<h1>{html.escape(title)}</h1><p class='meta'>{html.escape(workdir)}<br>last logged: "
             f"{html.escape(progress or 'nothing yet')}<br>written {now}</p>"]
+    # The sections below add notes of their own (a damaged results file): build them first, so
+    # that the Notes block at the top lists every note.
+    results = _results_section(run_dirs, summary, notes)
+    data = _data_section(config, notes)
     if notes:
         page.append("<div class='notes'><b>Notes</b><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
                     + "</ul></div>")
     page.append("<h2>Curves</h2>" + "".join(body))
-    results = _results_section(run_dirs, summary, notes)
     if results:
         page.append("<h2>Final results</h2>" + results)
-    data = _data_section(config, notes)
     if data:
         page.append("<h2>Data</h2>" + data)
     if config is not None:

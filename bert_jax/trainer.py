@@ -159,6 +159,22 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
             lock.release()
 
 
+def _check_same_run(cfg, workdir: str) -> None:
+    """A workdir is resumed only by a config of the same mode and task: an RTE run resumed with
+    the SST-2 config (same head shape) went on training on the other data, one run in two halves."""
+    try:
+        with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return  # nothing readable to compare with (the checkpoints' shapes are still checked)
+    for key in ("mode", "task"):
+        before, now = recorded.get(key), cfg.get(key)
+        if before is not None and now is not None and before != now:
+            raise ConfigError(f"{workdir} holds a {key}={before!r} run (its config.json) and this config has "
+                              f"{key}={now!r}: resuming would go on training that run on other data. Use a "
+                              f"new --workdir, or resume it with the config it was started with.")
+
+
 def _open_checkpoints(cfg, workdir: str, ckpt_dir: str, open_manager):
     """``(manager or None, step to resume or None)``: the newest *intact* step; damaged newer
     steps are named and moved to ``<checkpoints>_damaged/`` so training can save those steps again."""
@@ -199,6 +215,8 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
 
     # The manager creates its directory: open it only once the job and state are known to work.
     manager, latest = _open_checkpoints(cfg, workdir, ckpt_dir, open_manager)
+    if latest is not None:
+        _check_same_run(cfg, workdir)
     try:
         job = make_job(cfg, params_key, resuming=latest is not None)
         optim_cfg = ml_collections.ConfigDict(cfg.optim.to_dict())
@@ -235,7 +253,10 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         # An unverified step that fails to read raises CheckpointError (nothing is moved).
         state, loader_state, _ = checkpointing.restore(manager, abstract, shardings, latest)
         if loader_state:
-            loader.restore(loader_state)
+            try:
+                loader.restore(loader_state)
+            except ValueError as e:  # the data changed since the checkpoint
+                raise ConfigError(str(e)) from None
         log.info("resumed from %s at step %d", workdir, latest)
     start_step = int(state.step)
     total = int(optim_cfg.total_steps)

@@ -70,6 +70,12 @@ def _check_output_dir(output_dir: str, overwrite: bool) -> None:
     """Refuses a non-empty output directory unless `overwrite` (which replaces only the tokenizer files)."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise FileExistsError(f"--output {output_dir} is a file; pass a directory path.")
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise FileExistsError(f"--output {output_dir}: {parent} is a file, so no folder can be made under it; "
+                              "pass another path.")
     if overwrite or not os.path.isdir(output_dir):
         return
     # Staging directories of an interrupted run are ours and harmless.

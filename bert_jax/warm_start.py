@@ -105,7 +105,8 @@ def source_state_dict(path: str) -> dict[str, np.ndarray]:
     return hf.params_to_hf_state_dict(params, None, target)
 
 
-def load_init_params(path: str, model_config, target: str, fresh_params, *, scan_layers: bool = False):
+def load_init_params(path: str, model_config, target: str, fresh_params, *, scan_layers: bool = False,
+                     training: bool = True):
     """Parameters of ``target`` with everything ``path`` has and fresh heads for the rest.
 
     Args:
@@ -114,6 +115,8 @@ def load_init_params(path: str, model_config, target: str, fresh_params, *, scan
       target: the class being trained, e.g. ``"BertForSequenceClassification"``.
       fresh_params: plain parameter tree of ``target`` to take absent heads from.
       scan_layers: return the layers stacked for a ``scan_layers=True`` module.
+      training: the parameters will be trained; when False (evaluation), a ``path`` that lacks any
+        parameter of ``target`` is refused, since its fresh head would be scored untrained.
     Returns:
       ``(params, fresh)``: the tree and the Hugging Face names of freshly initialised parameters.
     Raises:
@@ -127,6 +130,11 @@ def load_init_params(path: str, model_config, target: str, fresh_params, *, scan
     params, report = hf.hf_state_dict_to_params(
         state, model_config, target, init_params=hf.unstack_layers(jax.device_get(fresh_params)),
         scan_layers=scan_layers, ignore_mismatched_heads=True, report_to_user=False)
+    if report.initialized and not training:
+        raise ValueError(f"holds no {', '.join(report.initialized)}; evaluating it would score a randomly "
+                         f"initialised head. Evaluate a fine-tuning workdir (its checkpoints/ holds the trained "
+                         f"head; check the --workdir path), or pass --config.init_from=a model directory saved "
+                         f"with this task's head.")
     if report.initialized:
         log.warning("init_from=%s: encoder restored (%d tensors); freshly initialised (trained from scratch by "
                     "this run): %s", path, len(report.loaded), ", ".join(report.initialized))

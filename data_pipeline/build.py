@@ -341,6 +341,16 @@ def _check_options(opts: BuildOptions, output: str, vocab_digest: str, overwrite
                 if old != recorded:  # same files, only mtimes moved: keep the record current
                     shards.atomic_write_json(path, recorded)
                 return
+            if not [n for n in _recorded_files(output, old) if n not in (shards.OPTIONS, shards.VOCAB)]:
+                # The earlier build stopped before its first shard (e.g. its inputs held no document):
+                # nothing to protect, so this build starts as in a new directory.
+                logger.info("%s holds no shard of an earlier build; building with the current options and inputs",
+                            output)
+                shutil.rmtree(os.path.join(output, PARTIAL), ignore_errors=True)
+                if os.path.exists(os.path.join(output, shards.VOCAB)):  # perhaps of another vocabulary
+                    os.remove(os.path.join(output, shards.VOCAB))
+                shards.atomic_write_json(path, recorded)
+                return
             if not overwrite:
                 raise BuildError(
                     f"{output} already holds shards built with other options or inputs ({'; '.join(details)}); "

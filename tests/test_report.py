@@ -3,6 +3,7 @@ of a multi-seed fine-tuning, and the page as a headless browser renders it."""
 
 import base64
 import glob
+import html
 import io
 import json
 import os
@@ -190,6 +191,12 @@ def test_report_of_a_multi_seed_finetuning(tmp_path):
                       f"values {', '.join(f'{v:.4g}' for v in values)}")
     assert page.count("<td>dev</td>") == 6  # accuracy and baseline for each seed
     assert "step 40 of 40" in page
+    # A damaged results file is left out and named in the Notes block (its note was lost before).
+    damaged = tmp_path / "seed_1" / "eval" / "dev_results.json"
+    damaged.write_text(damaged.read_text()[:20])
+    page = open(report.write_report(str(tmp_path), overwrite=True), encoding="utf-8").read()
+    notes = page.split("<div class='notes'>", 1)[1].split("</div>", 1)[0]
+    assert f"{damaged} could not be read" in html.unescape(notes) and page.count("<td>dev</td>") == 4
 
 
 def test_baseline_is_matched_to_its_metric():

@@ -381,7 +381,9 @@ def load_hf_state_dict(directory: str) -> dict[str, np.ndarray]:
         return state
     if os.path.isfile(torch_bin):
         return _load_torch_bin(torch_bin)
-    raise FileNotFoundError(f"No {SAFE_WEIGHTS}, {SAFE_INDEX} or {TORCH_WEIGHTS} in {directory!r}.")
+    hint = (" It is a bert-jax training workdir (it has checkpoints/): convert it with --from bert-jax."
+            if os.path.isdir(os.path.join(directory, "checkpoints")) else "")
+    raise FileNotFoundError(f"No {SAFE_WEIGHTS}, {SAFE_INDEX} or {TORCH_WEIGHTS} in {directory!r}.{hint}")
 
 
 def load_hf_checkpoint(directory: str) -> tuple[dict, BertConfig]:

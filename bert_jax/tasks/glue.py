@@ -186,6 +186,9 @@ def gather_submission(workdirs: list[str], output: str, *, overwrite: bool = Fal
         raise ValueError(f"--output {output} is a file; pass a folder to gather the submission files in.")
     for workdir in workdirs:
         root = os.path.join(workdir, "eval")
+        if not os.path.isdir(workdir):
+            raise ValueError(f"{workdir} does not exist or is not a folder; pass the workdirs of fine-tuning runs "
+                             "evaluated with --split test.")
         if not os.path.isdir(root):
             raise ValueError(f"{workdir} has no eval/ folder; run 'bert-jax evaluate --split test' on it first.")
         before = len(found)

@@ -65,6 +65,10 @@ def test_training_workdir_is_never_written_even_with_overwrite(mark, overwrite, 
     assert f"output {str(workdir)!r} is a training workdir (it has {mark})" in err
     assert "--overwrite does not apply to workdirs" in err
     assert _snapshot(workdir) == before
+    if mark == "checkpoints":  # the workdir as a source read in the wrong layout: the right one is named
+        code, err = _convert(capsys, "--from", "hf", str(workdir), "--to", str(tmp_path / "out"))
+        assert code == 2 and "It is a bert-jax training workdir (it has checkpoints/): convert it with " \
+            "--from bert-jax." in err
 
 
 def test_overwrite_replaces_model_files_of_any_layout_and_keeps_the_rest(source, tmp_path, capsys):

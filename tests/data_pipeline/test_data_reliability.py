@@ -183,6 +183,22 @@ def test_cli_binary_input(tmp_path, small_corpus, vocab_file):
     assert run.stderr.count("\n") < 10
 
 
+def test_a_build_refused_before_its_first_shard_does_not_block_the_fixed_rerun(tmp_path, small_corpus, vocab_file):
+    """Inputs of blank lines are refused ("no documents found"), but the refusal left the build's
+    record behind: once the file was fixed, the same command was refused as "already holds shards
+    built with other options or inputs" although no shard had been written."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n\n", encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["build", "--input", str(corpus), "--vocab", vocab_file, "--output", str(out), "--num-shards", "2"]
+    assert cli.main(argv) == 2
+    shutil.copy(small_corpus, corpus)  # the fix: real text in the same file
+    assert cli.main(argv) == 0 and (out / "manifest.json").exists()
+    reference = tmp_path / "reference"
+    assert cli.main(argv[:-4] + ["--output", str(reference), "--num-shards", "2"]) == 0
+    assert dir_bytes(str(out)) == dir_bytes(str(reference))  # the same as a build in a new directory
+
+
 def test_latin1_input_is_refused_with_iconv_advice_that_works(tmp_path, small_corpus, vocab_file):
     """A corpus file in Latin-1 (real text: faq.txt with its accented re-spellings, encoded as
     Latin-1) was built line by line with most lines skipped -- 0 examples, exit 0. It is refused
@@ -288,7 +304,10 @@ def test_ctrl_c_with_workers_prints_one_message_and_no_worker_tracebacks(tmp_pat
                              "--vocab", vocab_file, "--output", str(out), "--num-shards", "16",
                              "--dupe-factor", "100", "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+                            env={**os.environ, "PYTHONPATH": os.getcwd()},
+                            # as from a terminal: a job started in the background (e.g. `cmd &` in a
+                            # script) inherits SIGINT ignored, and Python then leaves it ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:

@@ -126,6 +126,9 @@ def test_glue_submit_refuses_a_run_without_test_predictions_and_a_file_as_output
     afile.write_text("mine\n")
     assert launch.glue_submit_main(["--output", str(afile), run["workdir"]]) == 2
     assert "is a file; pass a folder" in capsys.readouterr().err and afile.read_text() == "mine\n"
+    typo = str(run["root"] / "rnu")  # was "has no eval/ folder; run 'bert-jax evaluate --split test' on it"
+    assert launch.glue_submit_main(["--output", str(out), typo]) == 2
+    assert f"{typo} does not exist or is not a folder" in capsys.readouterr().err and not out.exists()
 
 
 def _bad_copy(run, name, edit):
@@ -219,3 +222,48 @@ def test_evaluating_with_another_model_shape_is_refused_in_one_line(run, capsys)
                    f"{', '.join(map(str, steps))}."]
     assert launch.evaluate_main(args + ["--step", str(steps[0])]) == 0  # one it names
     assert launch.evaluate_main(args) == 0
+
+
+def test_evaluating_a_model_without_the_task_head_is_refused(run, tmp_path, capsys):
+    """A mistyped --workdir (no checkpoint) with init_from an encoder-only model scored a randomly
+    initialised classifier (accuracy 0.5, exit 0, a dev_results.json that looked real); it is
+    refused naming the missing head, and nothing is written."""
+    from bert_jax.config import BertConfig
+    from bert_jax.modeling import BertModel
+    shape = {a.split("=")[0].split(".")[1]: int(a.split("=")[1]) for a in SHAPE}
+    encoder = str(tmp_path / "encoder")
+    BertModel(BertConfig(vocab_size=1000, **shape)).save_pretrained(encoder)
+    args = [a for a in run["args"] if not a.startswith("init_from")] + [f"init_from={encoder!r}"]
+    typo = str(tmp_path / "rnu")
+    capsys.readouterr()
+    for main, extra in ((launch.evaluate_main, []), (launch.predict_main, ["--split", "test"])):
+        assert main(["--config", RTE, "--workdir", typo, *[f"--config.{a}" for a in args], *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "holds no classifier.bias, classifier.weight" in err[0], err
+        assert "Evaluate a fine-tuning workdir" in err[0] and not os.path.exists(typo)
+
+
+def test_resuming_with_another_task_or_changed_data_is_refused_in_one_line(run, tmp_path, capsys):
+    """Resuming an RTE run with the SST-2 config (the same 2-label head) went on training it on the
+    other data; resuming it on a training set that changed since the checkpoint was a 25-line
+    traceback. Both are one line (exit 2) and write nothing."""
+    workdir = _copy_run(run, "resumed")
+    before = sorted(os.listdir(workdir))
+    args = [f"--config.{a}" for a in run["args"]] + ["--config.optim.total_steps=8"]
+    capsys.readouterr()
+    sst2 = os.path.join(ROOT, "configs", "glue", "sst2.py")
+    assert launch.finetune_main(["--config", sst2, "--workdir", workdir, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bert-jax finetune: {workdir} holds a task='rte' run (its config.json) and this config has "
+                   "task='sst2': resuming would go on training that run on other data. Use a new --workdir, or "
+                   "resume it with the config it was started with."]
+    changed = tmp_path / "changed"
+    shutil.copytree(DATA, changed)
+    lines = (changed / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (changed / "train.tsv").write_text("".join(lines[:-40]), encoding="utf-8")
+    assert launch.finetune_main(["--config", RTE, "--workdir", workdir, *args,
+                                 f"--config.data.data_dir={str(changed)!r}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the saved loader position is for 1600 examples but the data now has 1560" in err[0]
+    assert sorted(os.listdir(workdir)) == before
+    assert launch.finetune_main(["--config", RTE, "--workdir", workdir, *args]) == 0  # as it was started

@@ -110,6 +110,10 @@ def test_cli_takes_a_directory_and_says_when_the_size_cannot_be_met(tmp_path, co
     with pytest.raises(IsADirectoryError, match=re.escape(f"--input {corpus}` takes the .txt files")):
         train_wordpiece([str(corpus)], 600, output_dir=str(tmp_path / "d"), progress=False)
     assert not (tmp_path / "d").exists()
+    (tmp_path / "afile").write_text("mine\n")  # an --output under a file: named, was a bare "[Errno 20]"
+    assert main(["train", "--input", str(corpus), "--vocab-size", "600", "--output", str(tmp_path / "afile" / "v"),
+                 "--quiet"]) == 2
+    assert f"{tmp_path / 'afile'} is a file, so no folder can be made under it" in capsys.readouterr().err
 
 
 def test_cli_through_the_entry_point(tmp_path, corpus_files):
