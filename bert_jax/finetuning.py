@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from bert_jax.run_config import ConfigError, check
+from bert_jax.run_config import ConfigError, check, check_same_run, recorded_defaults
 from bert_jax.tasks import registry
 
 log = logging.getLogger("bert_jax")
@@ -265,13 +265,20 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
     from bert_jax import checkpointing, optim, partitioning, train
     from bert_jax.trainer import RunContext, check_workdir
 
-    cfg = ml_collections.FrozenConfigDict(config)
     check_workdir(workdir)
     ckpt_dir = os.path.join(workdir, "checkpoints")
     has_ckpt = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
+    if has_ckpt:
+        config = config.copy_and_resolve_references()
+        filled = recorded_defaults(config, workdir)
+        if filled:
+            log.info("as %s records them: %s", os.path.join(workdir, "config.json"), ", ".join(filled))
+    cfg = ml_collections.FrozenConfigDict(config)
     check(has_ckpt or (cfg.init_from and cfg.init_from != "scratch"),
           f"{workdir} holds no checkpoint and init_from is empty; evaluate a fine-tuning workdir, or pass "
           "--config.init_from=MODEL_DIR to evaluate a model directory as it is.")
+    if has_ckpt:
+        check_same_run(cfg, workdir, "evaluate")
     try:
         mesh = partitioning.make_mesh(cfg.mesh_shape)
         root = jax.random.PRNGKey(cfg.seed)

@@ -9,6 +9,9 @@ matches.
   pretrain_defaults()        every pretraining field
   finetune_defaults(task)    every fine-tuning field, with the task's ``data.*`` block
                              and recipe defaults (``bert_jax.tasks.registry``)
+  read_recorded(workdir)     the config a run recorded in ``workdir/config.json``
+  check_same_run(cfg, W, ..) a config may resume or evaluate only a run of its own task
+  recorded_defaults(c, W)    what a config leaves unset, from the run ``W`` recorded
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib.util
+import json
 import os
 
 import ml_collections
@@ -261,6 +265,82 @@ def check(ok: bool, message: str) -> None:
     """Raise ``ConfigError(message)`` unless ``ok``."""
     if not ok:
         raise ConfigError(message)
+
+
+def read_recorded(workdir: str) -> dict:
+    """``workdir/config.json``, the resolved config its run recorded when it started.
+
+    Raises:
+      FileNotFoundError: there is none.
+      ValueError: it is not a run config; the message names the file (and line) and what to do.
+    """
+    file = os.path.join(workdir, "config.json")
+    try:
+        with open(file, encoding="utf-8") as f:
+            run = json.load(f)
+        if not isinstance(run.get("model"), dict):
+            raise ValueError("it has no 'model' section")
+        return run
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AttributeError) as e:
+        where = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise ValueError(f"{file}{where}: not a bert-jax run config ({getattr(e, 'msg', e)}); restore it from a copy, "
+                         f"or read the model from the checkpoint itself: --config.init_from={os.path.join(workdir, 'checkpoints')} "
+                         "with --config.data.vocab_file=<the vocab.txt it was pretrained with>.") from None
+
+
+_SAME_RUN_ADVICE = {
+    "resume": ("resuming would go on training that run on other data. Use a new --workdir, or resume it "
+               "with the config it was started with."),
+    "evaluate": ("evaluating would score that run's model on other data. Evaluate it with the config it was "
+                 "trained with, or give this config's own fine-tuning workdir."),
+}
+
+
+def check_same_run(cfg, workdir: str, doing: str) -> None:
+    """Refuse to ``doing`` (``"resume"`` or ``"evaluate"``) the checkpoints of ``workdir`` with a
+    config of another mode or task: an RTE run resumed with the SST-2 config (the same 2-label
+    head) went on training on SST-2 data, and evaluated with it scored the RTE model on SST-2."""
+    try:
+        recorded = read_recorded(workdir)
+    except (OSError, ValueError):
+        return  # nothing readable to compare with (the checkpoints' shapes are still checked)
+    for key in ("mode", "task"):
+        before, now = recorded.get(key), cfg.get(key)
+        if before is not None and now is not None and before != now:
+            raise ConfigError(f"{workdir} holds a {key}={before!r} run (its config.json) and this config has "
+                              f"{key}={now!r}: {_SAME_RUN_ADVICE[doing]}")
+    before, now = recorded.get("data", {}).get("lowercase"), cfg.get("data", {}).get("lowercase")
+    if isinstance(before, bool) and isinstance(now, bool) and before != now:
+        # a cased model fed lower-cased text (or the reverse) scores far below itself, silently
+        raise ConfigError(f"{workdir} was trained with data.lowercase={before} (its config.json) and this config "
+                          f"has data.lowercase={now}: the model would read other tokens than it learned. Pass "
+                          f"--config.data.lowercase={before}.")
+
+
+def recorded_defaults(config, workdir: str) -> list[str]:
+    """Fill what a config leaves unset -- ``init_from``, ``data.vocab_file``, ``model.*`` of -1 --
+    from the run that ``workdir/config.json`` recorded, so a finished run is evaluated without
+    repeating them. Changes ``config`` in place; returns the fields set (none if nothing is readable).
+    """
+    try:
+        recorded = read_recorded(workdir)
+    except (OSError, ValueError):
+        return []
+    resolved = recorded.get("resolved", {})
+    filled = []
+    if not config.get("init_from") and recorded.get("init_from"):
+        config.init_from = str(recorded["init_from"])
+        filled.append(f"init_from={config.init_from}")
+    vocab = resolved.get("data", {}).get("vocab_file", "")
+    if not config.data.get("vocab_file") and vocab and os.path.isfile(vocab):
+        config.data.vocab_file = vocab
+        filled.append(f"data.vocab_file={vocab}")
+    model = {**recorded.get("model", {}), **resolved.get("model", {})}
+    for key, value in config.model.items():
+        if value == -1 and isinstance(model.get(key), int) and model[key] > 0:
+            config.model[key] = model[key]
+            filled.append(f"model.{key}={model[key]}")
+    return filled
 
 
 def validate(cfg) -> None:

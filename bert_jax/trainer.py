@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from bert_jax.run_config import ConfigError, check, validate
+from bert_jax.run_config import ConfigError, check, check_same_run, validate
 
 log = logging.getLogger("bert_jax")
 
@@ -159,22 +159,6 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
             lock.release()
 
 
-def _check_same_run(cfg, workdir: str) -> None:
-    """A workdir is resumed only by a config of the same mode and task: an RTE run resumed with
-    the SST-2 config (same head shape) went on training on the other data, one run in two halves."""
-    try:
-        with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
-            recorded = json.load(f)
-    except (OSError, ValueError):
-        return  # nothing readable to compare with (the checkpoints' shapes are still checked)
-    for key in ("mode", "task"):
-        before, now = recorded.get(key), cfg.get(key)
-        if before is not None and now is not None and before != now:
-            raise ConfigError(f"{workdir} holds a {key}={before!r} run (its config.json) and this config has "
-                              f"{key}={now!r}: resuming would go on training that run on other data. Use a "
-                              f"new --workdir, or resume it with the config it was started with.")
-
-
 def _open_checkpoints(cfg, workdir: str, ckpt_dir: str, open_manager):
     """``(manager or None, step to resume or None)``: the newest *intact* step; damaged newer
     steps are named and moved to ``<checkpoints>_damaged/`` so training can save those steps again."""
@@ -216,7 +200,7 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     # The manager creates its directory: open it only once the job and state are known to work.
     manager, latest = _open_checkpoints(cfg, workdir, ckpt_dir, open_manager)
     if latest is not None:
-        _check_same_run(cfg, workdir)
+        check_same_run(cfg, workdir, "resume")
     try:
         job = make_job(cfg, params_key, resuming=latest is not None)
         optim_cfg = ml_collections.ConfigDict(cfg.optim.to_dict())
@@ -270,7 +254,10 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     if jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
         resolved = json.loads(config.to_json_best_effort())
+        # the model as built (a fine-tuning config leaves its shape at -1, "that of init_from"), so
+        # this run can itself be an init_from, or be evaluated without repeating init_from
         resolved["resolved"] = {"mesh": dict(mesh.shape), "vocab_size": model_cfg.vocab_size,
+                                "model": {k: v for k, v in model_cfg.to_dict().items() if k in resolved["model"]},
                                 "total_steps": total, "num_processes": jax.process_count(),
                                 "num_devices": jax.device_count(), **({"data": job.info} if job.info else {})}
         atomic_write_text(os.path.join(workdir, "config.json"), json.dumps(resolved, indent=2) + "\n")

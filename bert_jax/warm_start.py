@@ -13,11 +13,12 @@ initialised (a new head) is listed once, in one warning.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
 import numpy as np
+
+from bert_jax.run_config import read_recorded
 
 log = logging.getLogger("bert_jax")
 
@@ -46,30 +47,17 @@ def source_kind(path: str) -> str:
                      "config.json and no checkpoint steps; point it at a pretraining workdir or a model directory.")
 
 
-def _run_config(path: str) -> dict:
-    """A bert-jax workdir's ``config.json`` (written when its run started); a damaged one is named."""
-    file = os.path.join(path, "config.json")
-    try:
-        with open(file, encoding="utf-8") as f:
-            run = json.load(f)
-        if not isinstance(run.get("model"), dict):
-            raise ValueError("it has no 'model' section")
-        return run
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AttributeError) as e:
-        where = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
-        raise ValueError(f"{file}{where}: not a bert-jax run config ({getattr(e, 'msg', e)}); restore it from a copy, "
-                         f"or read the model from the checkpoint itself: --config.init_from={os.path.join(path, 'checkpoints')} "
-                         "with --config.data.vocab_file=<the vocab.txt it was pretrained with>.") from None
-
-
 def source_architecture(path: str) -> dict:
     """The model fields (``BertConfig`` names) of the checkpoint at ``path``, read without its weights."""
     from bert_jax import checkpointing
     from bert_jax.config import BertConfig
     kind = source_kind(path)
     if kind == "workdir":
-        run = _run_config(path)
-        return {**run["model"], "vocab_size": run.get("resolved", {}).get("vocab_size", run["model"]["vocab_size"])}
+        run = read_recorded(path)
+        resolved = run.get("resolved", {})
+        # a fine-tuning run's own "model" section may hold -1 ("the shape of its init_from")
+        return {**run["model"], **resolved.get("model", {}),
+                "vocab_size": resolved.get("vocab_size", run["model"]["vocab_size"])}
     if kind == "orbax":
         return (checkpointing.restore_params_to_cpu(path)[1] or {}).get("model", {})
     return BertConfig.from_pretrained(path).to_dict()
@@ -156,7 +144,7 @@ def resolve_vocab_file(vocab_file: str, init_from: str) -> str:
         candidates = [os.path.join(init_from, "vocab.txt")]
         run_config = os.path.join(init_from, "config.json")
         if os.path.isdir(os.path.join(init_from, "checkpoints")) and os.path.isfile(run_config):
-            run = _run_config(init_from)
+            run = read_recorded(init_from)
             train_dir = run.get("data", {}).get("train_dir", "")
             vocab = run.get("data", {}).get("vocab_file", "")
             candidates += [os.path.join(train_dir, "vocab.txt")] + ([vocab] if vocab else [])

@@ -245,7 +245,7 @@ def test_evaluating_a_model_without_the_task_head_is_refused(run, tmp_path, caps
 
 def test_resuming_with_another_task_or_changed_data_is_refused_in_one_line(run, tmp_path, capsys):
     """Resuming an RTE run with the SST-2 config (the same 2-label head) went on training it on the
-    other data; resuming it on a training set that changed since the checkpoint was a 25-line
+    other data, and evaluating it with that config scored it on SST-2; resuming it on a training set that changed since the checkpoint was a 25-line
     traceback. Both are one line (exit 2) and write nothing."""
     workdir = _copy_run(run, "resumed")
     before = sorted(os.listdir(workdir))
@@ -257,6 +257,12 @@ def test_resuming_with_another_task_or_changed_data_is_refused_in_one_line(run, 
     assert err == [f"bert-jax finetune: {workdir} holds a task='rte' run (its config.json) and this config has "
                    "task='sst2': resuming would go on training that run on other data. Use a new --workdir, or "
                    "resume it with the config it was started with."]
+    # evaluating it with that config would score the RTE model on SST-2 data
+    assert launch.evaluate_main(["--config", sst2, "--workdir", workdir, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bert-jax evaluate: {workdir} holds a task='rte' run (its config.json) and this config has "
+                   "task='sst2': evaluating would score that run's model on other data. Evaluate it with the "
+                   "config it was trained with, or give this config's own fine-tuning workdir."]
     changed = tmp_path / "changed"
     shutil.copytree(DATA, changed)
     lines = (changed / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
@@ -267,3 +273,43 @@ def test_resuming_with_another_task_or_changed_data_is_refused_in_one_line(run, 
     assert len(err) == 1 and "the saved loader position is for 1600 examples but the data now has 1560" in err[0]
     assert sorted(os.listdir(workdir)) == before
     assert launch.finetune_main(["--config", RTE, "--workdir", workdir, *args]) == 0  # as it was started
+
+
+def test_a_finished_run_evaluates_with_what_its_config_json_records(run, capsys):
+    """`evaluate` on a fine-tuning workdir needs neither init_from, the vocabulary nor the model
+    shape again (it refused "init_from is empty" although config.json records all three), and
+    scores the same as with them given; a data.lowercase other than the run's -- a cased model fed
+    lower-cased text, which scored low with exit 0 -- is refused, and its advice evaluates."""
+    full, short = _copy_run(run, "full_args"), _copy_run(run, "recorded")
+    _evaluate(run, full, 1)
+    given = ["--config", RTE, "--workdir", short, f"--config.data.data_dir={DATA!r}", "--config.data.max_seq_length=64"]
+    capsys.readouterr()
+    assert launch.evaluate_main(given + ["--config.data.lowercase=False"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bert-jax evaluate: {short} was trained with data.lowercase=True (its config.json) and this "
+                   "config has data.lowercase=False: the model would read other tokens than it learned. Pass "
+                   "--config.data.lowercase=True."]
+    assert not os.path.exists(os.path.join(short, "eval"))
+    assert launch.evaluate_main(given + ["--config.data.lowercase=True"]) == 0
+    assert _results(short) == _results(full)
+
+
+def test_a_finetuning_run_of_init_from_shape_can_itself_be_init_from(run, tmp_path):
+    """A fine-tuning run whose shape came from init_from records model.* = -1; used as init_from
+    (an intermediate task before the target one) it was refused as "a model of another shape:
+    hidden_size=-1". Its config.json now records the model as built."""
+    from bert_jax.config import BertConfig
+    from bert_jax.modeling import BertModel
+    shape = {a.split("=")[0].split(".")[1]: int(a.split("=")[1]) for a in SHAPE}
+    encoder = str(tmp_path / "encoder")
+    BertModel(BertConfig(vocab_size=1000, **shape)).save_pretrained(encoder)
+    vocab = str(run["root"] / "vocab.txt")
+    common = [f"data.vocab_file={vocab!r}", f"data.data_dir={DATA!r}", "data.max_seq_length=64",
+              "optim.total_steps=2", "checkpoint.every_steps=2"]
+    first = str(tmp_path / "first")
+    launch.run_finetuning(launch.load_config(RTE, common + [f"init_from={encoder!r}"]), first)
+    second = str(tmp_path / "second")
+    result = launch.run_finetuning(launch.load_config(RTE, common + [f"init_from={first!r}"]), second)
+    assert result["exit_code"] == 0 and result["step"] == 2
+    with open(os.path.join(second, "config.json"), encoding="utf-8") as f:
+        assert json.load(f)["resolved"]["model"]["hidden_size"] == 32
