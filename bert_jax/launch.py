@@ -177,12 +177,14 @@ def glue_submit_main(argv: list[str]) -> int:
     parser.add_argument("--output", required=True)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    from bert_jax.tasks.glue import SUBMISSION_FILES, gather_submission
+    from bert_jax.tasks.glue import SUBMISSION_FILES, gather_submission, submission_provenance
     try:
         found = gather_submission(args.workdirs, args.output, overwrite=args.overwrite)
     except ValueError as e:
         print(f"bert-jax glue-submit: {e}", file=sys.stderr)
         return 2
+    for line in submission_provenance(found):
+        print(line)
     missing = sorted(set(f"{v}.tsv" for v in SUBMISSION_FILES) - set(found))
     print(f"{len(found)} submission file(s) in {args.output}" +
           (f"; missing for a full GLUE submission: {', '.join(missing)}" if missing else ""))

@@ -15,6 +15,7 @@ MNLI evaluates ``dev`` as ``dev_matched`` + ``dev_mismatched``; its ``test`` cov
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -211,3 +212,31 @@ def gather_submission(workdirs: list[str], output: str, *, overwrite: bool = Fal
     for name, source in found.items():
         shutil.copyfile(source, os.path.join(output, name))
     return found
+
+
+def submission_provenance(found: dict[str, str]) -> list[str]:
+    """One line per gathered file naming its run and the checkpoint step its predictions came
+    from -- with a warning when the run has a newer checkpoint, since test predictions are not
+    redone when training goes on (a submission could hold an early step's answers unnoticed)."""
+    lines = []
+    for name, source in sorted(found.items()):
+        split_dir = os.path.dirname(source)
+        eval_dir, split = os.path.dirname(split_dir), os.path.basename(split_dir)
+        workdir = os.path.dirname(eval_dir)
+        results = os.path.join(eval_dir, f"{split}_results.json")
+        try:
+            with open(results, encoding="utf-8") as f:
+                step = int(json.load(f)["step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            lines.append(f"{name} <- {source}: step unknown ({results} is missing or unreadable)")
+            continue
+        ckpt = os.path.join(workdir, "checkpoints")
+        steps = [int(n) for n in os.listdir(ckpt) if n.isdigit()] if os.path.isdir(ckpt) else []
+        newest = max(steps, default=step)
+        if newest > step:
+            lines.append(f"{name} <- {source}: step {step}, but {ckpt} has step {newest} since; to submit that "
+                         f"one, run 'bert-jax evaluate --config <its config> --workdir {workdir} --split {split}' "
+                         "and gather again with --overwrite")
+        else:
+            lines.append(f"{name} <- {source}: step {step}")
+    return lines

@@ -100,8 +100,10 @@ def test_dev_evaluation_is_the_same_on_two_processes(run):
     assert _results(one) == _results(two)
 
 
-def test_test_split_writes_a_submission_file_the_server_takes(run):
-    from bert_jax.tasks import glue_data
+def test_test_split_writes_a_submission_file_the_server_takes(run, capsys):
+    """`evaluate --split test` writes RTE.tsv as the GLUE server reads it; glue-submit gathers it,
+    names the step its predictions came from, and warns once the run has trained past that step."""
+    from bert_jax.tasks import glue, glue_data
     workdir = _copy_run(run, "test_split")
     code = launch.evaluate_main(["--config", RTE, "--workdir", workdir, "--split", "test",
                                  *[f"--config.{a}" for a in run["args"]]])
@@ -111,9 +113,22 @@ def test_test_split_writes_a_submission_file_the_server_takes(run):
     assert len(rows) == 250 and [i for i, _ in rows] == list(range(250))
     assert {p for _, p in rows} <= {"entailment", "not_entailment"}
     out = str(run["root"] / "submission")
+    capsys.readouterr()
     assert launch.glue_submit_main(["--output", out, workdir]) == 0
     assert os.listdir(out) == ["RTE.tsv"]
+    assert capsys.readouterr().out.splitlines() == [f"RTE.tsv <- {path}: step 6", f"1 submission file(s) in {out}; "
+                                                    "missing for a full GLUE submission: " + ", ".join(
+                                                        sorted(set(f"{v}.tsv" for v in glue.SUBMISSION_FILES) - {"RTE.tsv"}))]
     assert launch.glue_submit_main(["--output", out, workdir]) == 2  # no silent overwrite
+    # trained on after the test predictions: gathering them names both steps (they were copied unnoticed)
+    launch.run_finetuning(launch.load_config(RTE, run["args"] + ["optim.total_steps=8", "checkpoint.every_steps=8"]),
+                          workdir)
+    capsys.readouterr()
+    assert launch.glue_submit_main(["--output", out, "--overwrite", workdir]) == 0
+    ckpt = os.path.join(workdir, "checkpoints")
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"RTE.tsv <- {path}: step 6, but {ckpt} has step 8 since; to submit that one, run 'bert-jax evaluate "
+        f"--config <its config> --workdir {workdir} --split test' and gather again with --overwrite")
 
 
 def test_glue_submit_refuses_a_run_without_test_predictions_and_a_file_as_output(run, capsys):
