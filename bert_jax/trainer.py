@@ -55,25 +55,30 @@ def check_workdir(workdir: str) -> None:
           f"--workdir {workdir} exists and is not a directory; pass a directory: a new one, or a run's to resume it.")
 
 
-def trim_metrics(workdir: str, step: int) -> int:
-    """Drop ``metrics.jsonl`` rows logged after ``step`` (a resumed run re-trains those steps).
+def trim_metrics(workdir: str, step: int) -> tuple[int, int]:
+    """Drop ``metrics.jsonl`` rows logged after ``step`` (a resumed run re-trains those steps), and
+    lines that do not read as JSON (cut by a kill mid-write).
 
-    Returns the number of rows dropped."""
+    Returns ``(rows after step, lines that do not read)`` dropped."""
     path = os.path.join(workdir, "metrics.jsonl")
     if not os.path.isfile(path):
-        return 0
+        return 0, 0
     with open(path, encoding="utf-8") as f:
         lines = [line for line in f if line.strip()]
-    kept = []
+    kept, after, cut = [], 0, 0
     for line in lines:
         try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
+            row = json.loads(line)
         except json.JSONDecodeError:
-            pass  # a line cut by a kill mid-write
-    if len(kept) != len(lines):
+            cut += 1
+            continue
+        if isinstance(row, dict) and row.get("step", 0) > step:
+            after += 1
+        else:
+            kept.append(line)
+    if kept != lines:
         atomic_write_text(path, "".join(kept))
-    return len(lines) - len(kept)
+    return after, cut
 
 
 def _quarantine(ckpt_dir: str, first_bad_step: int) -> list[int]:
@@ -261,10 +266,13 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
                                 "total_steps": total, "num_processes": jax.process_count(),
                                 "num_devices": jax.device_count(), **({"data": job.info} if job.info else {})}
         atomic_write_text(os.path.join(workdir, "config.json"), json.dumps(resolved, indent=2) + "\n")
-        dropped = trim_metrics(workdir, start_step)
-        if dropped:
+        after, cut = trim_metrics(workdir, start_step)
+        if after:
             log.info("metrics.jsonl: dropped %d row(s) logged after step %d by the interrupted run",
-                     dropped, start_step)
+                     after, start_step)
+        if cut:
+            log.info("metrics.jsonl: dropped %d line(s) that do not read as JSON (cut mid-write by the "
+                     "interrupted run)", cut)
     manager = manager or open_manager()
     meta = {"param_shapes": checkpointing.param_shapes(state.params), "model": model_cfg.to_dict(),
             "mesh_shape": list(mesh.devices.shape),

@@ -129,9 +129,14 @@ class PretrainingLoader:
             m["whole_word_masking"] if whole_word_masking is None else whole_word_masking,
         )
         self.masks_in_loader = built_dynamic
-        vocab = read_vocab_file(os.path.join(self.directory, shards.VOCAB))
+        vocab_path = os.path.join(self.directory, shards.VOCAB)
+        vocab = read_vocab_file(vocab_path)
         if shards.vocab_hash(list(vocab)) != m["vocab_hash"]:
-            raise shards.ShardError(f"{os.path.join(self.directory, shards.VOCAB)} does not match the manifest's vocab_hash")
+            raise shards.ShardError(
+                f"{vocab_path} ({len(vocab)} tokens) is not the vocabulary these shards were built with "
+                f"({m.get('vocab_size', '?')} tokens, sha256 {m['vocab_hash'][:16]}... in manifest.json), so their "
+                f"token ids would mean other words. Put back the vocab.txt they were built with, or build shards "
+                f"with the new one into a new folder: bert-jax data build --vocab NEW_VOCAB --output NEW_DIR ...")
         self.vocab = masking.VocabInfo.from_vocab(vocab, os.path.join(self.directory, shards.VOCAB))
 
         self._shards = [shards.open_shard(self.directory, s, verify_checksums) for s in m["shards"]]

@@ -355,6 +355,28 @@ def test_rebuild_replaces_a_shard_with_a_flipped_byte(tmp_path, small_corpus, vo
     data_pipeline.PretrainingLoader(out, 8, prefetch=0)
 
 
+def test_an_edited_vocabulary_beside_the_shards_is_refused_with_advice_that_works(tmp_path, small_corpus,
+                                                                                   vocab_file):
+    """A vocab.txt edited after the build named "the manifest's vocab_hash" and nothing to do; the
+    refusal names both sizes and what to do, and putting back the built-with vocabulary opens."""
+    opts = make_options([small_corpus], vocab_file, num_shards=2)
+    out = str(tmp_path / "out")
+    build.build(opts, out)
+    path = os.path.join(out, shards.VOCAB)
+    original = open(path, encoding="utf-8").read()
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("[NEW]\n")
+    with pytest.raises(shards.ShardError) as err:
+        data_pipeline.PretrainingLoader(out, 8, prefetch=0)
+    size = len(original.splitlines())
+    assert str(err.value).startswith(f"{path} ({size + 1} tokens) is not the vocabulary these shards were built "
+                                     f"with ({size} tokens, sha256 ")
+    assert "Put back the vocab.txt they were built with, or build shards with the new one" in str(err.value)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(original)
+    assert data_pipeline.PretrainingLoader(out, 8, prefetch=0).num_examples > 0
+
+
 def test_rebuild_replaces_a_shard_with_a_damaged_sidecar(tmp_path, small_corpus, vocab_file, caplog):
     opts = make_options([small_corpus], vocab_file, num_shards=2)
     out = str(tmp_path / "out")

@@ -331,3 +331,16 @@ def test_user_mistakes_around_a_finished_run_are_one_line_refusals_with_advice_t
         f"init_from={os.path.join(damaged, 'checkpoints')!r}",
         f"data.vocab_file={os.path.join(shards, 'vocab.txt')!r}"]), str(tmp_path / "ft"))
     assert result["step"] == 1
+
+
+def test_resume_trims_metrics_rows_past_the_checkpoint_and_counts_a_cut_line_apart(tmp_path):
+    """A line cut by a kill mid-write was counted among the rows "logged after step 4"; the two
+    are told apart, and what stays reads as one run up to the checkpoint."""
+    from bert_jax.trainer import trim_metrics
+    rows = [json.dumps({"step": s, "train/loss": 1.0}) + "\n" for s in (2, 4, 6)]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(rows) + '{"step": 8, "train/lo', encoding="utf-8")
+    assert trim_metrics(str(tmp_path), 4) == (1, 1)
+    assert path.read_text(encoding="utf-8") == "".join(rows[:2])
+    assert trim_metrics(str(tmp_path), 4) == (0, 0)
+    assert path.read_text(encoding="utf-8") == "".join(rows[:2])
