@@ -37,11 +37,22 @@ class _OncePerMessage(logging.Filter):
         return True
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """A stderr handler that outlives its stream: when the ``sys.stderr`` it was made with has
+    been closed since (a program embedding bert-jax, or a test's capture, replaced it and closed
+    it), records go to the process's own stderr instead of "--- Logging error ---" reports."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self.stream, "closed", False) and sys.__stderr__ is not None:
+            self.stream = sys.__stderr__  # not setStream(): it flushes the closed stream, which raises
+        super().emit(record)
+
+
 def setup(verbose: bool = False, quiet: bool = False) -> None:
     """Configure the root logger for a command-line run (idempotent)."""
     root = logging.getLogger()
     if not getattr(root, "_bert_jax_console", False):
-        handler = logging.StreamHandler()
+        handler = _ConsoleHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose
                                                else "%(levelname)s %(message)s"))
         if not verbose:

@@ -32,3 +32,21 @@ def test_abandoned_orbax_reads_are_not_reported_but_other_unraisables_are(monkey
     finally:
         orbax.close(), ours.close()
     assert seen == [ours, other]
+
+
+def test_a_closed_stream_sends_records_to_the_process_stderr(capfd):
+    """The console handler keeps the sys.stderr of the first CLI call; once that stream was closed
+    (a test capture, or a program embedding bert-jax, replaced and closed it), every later record
+    was a "--- Logging error --- ValueError: I/O operation on closed file" report instead."""
+    import io
+    import logging
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8")  # like a capture: flush() raises once closed
+    handler = console._ConsoleHandler(stream)
+    record = logging.LogRecord("bert_jax", logging.WARNING, __file__, 1, "resumed from step %d", (4,), None)
+    handler.emit(record)
+    assert raw.getvalue() == b"resumed from step 4\n"
+    stream.close()
+    handler.emit(record)
+    out, err = capfd.readouterr()
+    assert "resumed from step 4" in err and "Logging error" not in err
