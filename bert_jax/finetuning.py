@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from bert_jax.run_config import ConfigError, check, check_same_run, recorded_defaults
+from bert_jax.run_config import ConfigError, check, check_same_run, init_from_error, recorded_defaults
 from bert_jax.tasks import registry
 
 log = logging.getLogger("bert_jax")
@@ -308,7 +308,7 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         try:
             params = job.init_params()
         except ValueError as e:
-            raise ConfigError(f"init_from={cfg.init_from}: {e}") from None
+            raise init_from_error(cfg.init_from, e) from None
         state, shardings, _ = train.create_train_state(job.task, tx, mesh, rules, params_key, dropout_key,
                                                        params=params)
         chosen = 0

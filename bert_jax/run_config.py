@@ -261,6 +261,13 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     node[parts[-1]] = value
 
 
+def init_from_error(init_from: str, error: Exception) -> ConfigError:
+    """``error`` from reading ``init_from`` as a ``ConfigError`` that names the path once (the
+    warm-start checks name it themselves; a library's error does not)."""
+    text = str(error)
+    return ConfigError(text if text.startswith("init_from=") else f"init_from={init_from}: {text}")
+
+
 def check(ok: bool, message: str) -> None:
     """Raise ``ConfigError(message)`` unless ``ok``."""
     if not ok:

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from bert_jax.run_config import ConfigError, check, check_same_run, validate
+from bert_jax.run_config import ConfigError, check, check_same_run, init_from_error, validate
 
 log = logging.getLogger("bert_jax")
 
@@ -229,14 +229,14 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     try:
         init_params = job.init_params() if (latest is None and job.init_params) else None
     except (ValueError, FileNotFoundError) as e:
-        raise ConfigError(f"init_from={cfg.init_from}: {e}") from None
+        raise init_from_error(cfg.init_from, e) from None
     try:
         state, shardings, _ = train.create_train_state(task, tx, mesh, rules, params_key, dropout_key,
                                                        params=init_params)
     except ValueError as e:
         if init_params is None:
             raise
-        raise ConfigError(f"init_from={cfg.init_from}: {e}") from None
+        raise init_from_error(cfg.init_from, e) from None
     if latest is not None:
         abstract = jax.eval_shape(lambda s: s, state)
         # An unverified step that fails to read raises CheckpointError (nothing is moved).

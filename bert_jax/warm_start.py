@@ -108,7 +108,8 @@ def load_init_params(path: str, model_config, target: str, fresh_params, *, scan
     Returns:
       ``(params, fresh)``: the tree and the Hugging Face names of freshly initialised parameters.
     Raises:
-      ValueError: the path holds no checkpoint, another shape, or an incomplete encoder.
+      ValueError: the path holds no checkpoint, another shape, or an incomplete encoder (this
+        module's refusals name ``init_from``; ``run_config.init_from_error`` names it for the rest).
     """
     import jax
     from bert_jax.convert import hf
@@ -119,7 +120,7 @@ def load_init_params(path: str, model_config, target: str, fresh_params, *, scan
         state, model_config, target, init_params=hf.unstack_layers(jax.device_get(fresh_params)),
         scan_layers=scan_layers, ignore_mismatched_heads=True, report_to_user=False)
     if report.initialized and not training:
-        raise ValueError(f"holds no {', '.join(report.initialized)}; evaluating it would score a randomly "
+        raise ValueError(f"init_from={path} holds no {', '.join(report.initialized)}; evaluating it would score a randomly "
                          f"initialised head. Evaluate a fine-tuning workdir (its checkpoints/ holds the trained "
                          f"head; check the --workdir path), or pass --config.init_from=a model directory saved "
                          f"with this task's head.")

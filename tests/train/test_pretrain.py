@@ -408,9 +408,11 @@ def test_init_from_another_run_starts_at_step_zero_with_its_params(shards, tmp_p
     got, _ = checkpointing.restore_params_to_cpu(os.path.join(target, "checkpoints"))
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(launch.ConfigError, match="init_from"):
+    with pytest.raises(launch.ConfigError) as info:  # another shape: named once, with the fields to set
         launch.run_pretraining(small(shards, "optim.total_steps=3", f"init_from={source!r}",
                                      "model.hidden_size=48"), str(tmp_path / "other"))
+    assert str(info.value).startswith(f"init_from={source} is a model of another shape: hidden_size=32 (config: 48)")
+    assert str(info.value).count("init_from=") == 1, str(info.value)
 
 
 def test_convert_exports_any_training_step_to_hugging_face(shards, tmp_path):
