@@ -33,3 +33,15 @@ def test_package_import_does_not_load_jax():
     code = "import bert_jax, data_pipeline, sys; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_imports_run_one_way_between_modules_convert_and_models():
+    """modules <- convert <- models: the converter builds the Flax modules to know parameter
+    shapes, and the user-facing classes read and write checkpoints through the converter; none of
+    them imports the one above it (the classes and the converter used to import each other from
+    inside functions)."""
+    code = ("import sys; import bert_jax.modeling.modules; a = 'bert_jax.convert' in sys.modules; "
+            "import bert_jax.convert; b = 'bert_jax.modeling.models' in sys.modules; "
+            "from bert_jax.modeling import BertModel; print(a, b, BertModel.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "bert_jax.modeling.models"]

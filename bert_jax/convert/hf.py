@@ -23,11 +23,13 @@ import os
 import re
 import warnings
 
+import jax
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 from safetensors.numpy import save_file
 
 from bert_jax.config import BertConfig
+from bert_jax.modeling import modules
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +61,8 @@ def _prefix(target: str) -> str:
 
 
 def _expected(config: BertConfig, target: str, param_dtype) -> dict:
-    from bert_jax.modeling.modules import build_module, param_shapes
-
-    module = build_module(config, target, param_dtype=param_dtype)
-    return flatten_dict(param_shapes(module, config, target))
+    module = modules.build_module(config, target, param_dtype=param_dtype)
+    return flatten_dict(modules.param_shapes(module, config, target))
 
 
 def flax_path_to_hf_key(path: tuple) -> str:
@@ -183,11 +183,8 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
             warnings.warn(message, stacklevel=2)
             logger.warning(message)
         if init_params is None:
-            from bert_jax.modeling.modules import build_module, init_params as _init
-            import jax
-
-            module = build_module(config, target, param_dtype=param_dtype)
-            init_params = _init(module, config, target, jax.random.key(seed))
+            module = modules.build_module(config, target, param_dtype=param_dtype)
+            init_params = modules.init_params(module, config, target, jax.random.key(seed))
         fresh = flatten_dict(unstack_layers(init_params))
         for path in missing:
             flat[path] = np.asarray(fresh[path])

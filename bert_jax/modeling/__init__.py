@@ -23,19 +23,9 @@ Activations are constrained to ("batch", "length", "embed"), ("batch", "length",
 "heads", "kv") and ("batch", "length", "mlp").
 """
 
+import importlib
+
 from bert_jax.modeling.layers import LOGICAL_AXES
-from bert_jax.modeling.models import (
-    BertForMaskedLM,
-    BertForMultipleChoice,
-    BertForNextSentencePrediction,
-    BertForPreTraining,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-    BertLMHeadModel,
-    BertModel,
-    BertPreTrainedModel,
-)
 from bert_jax.modeling.modules import (
     TASK_MODULES,
     BertForMaskedLMModule,
@@ -62,9 +52,19 @@ from bert_jax.modeling.outputs import (
     TokenClassifierOutput,
 )
 
-MODEL_CLASSES = {
-    cls.target: cls
-    for cls in (BertModel, BertForPreTraining, BertForMaskedLM, BertLMHeadModel, BertForNextSentencePrediction,
-                BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification,
-                BertForQuestionAnswering)
-}
+# The user-facing classes read and write checkpoints through bert_jax.convert, which builds
+# ``modules`` to know the parameter shapes. Loading ``models`` on first use keeps imports one
+# way (modules <- convert <- models): importing a module of this package never imports convert.
+_FROM_MODELS = ("BertForMaskedLM", "BertForMultipleChoice", "BertForNextSentencePrediction", "BertForPreTraining",
+                "BertForQuestionAnswering", "BertForSequenceClassification", "BertForTokenClassification",
+                "BertLMHeadModel", "BertModel", "BertPreTrainedModel", "MODEL_CLASSES")
+
+
+def __getattr__(name: str):
+    if name in _FROM_MODELS:
+        return getattr(importlib.import_module("bert_jax.modeling.models"), name)
+    raise AttributeError(f"module 'bert_jax.modeling' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_FROM_MODELS))

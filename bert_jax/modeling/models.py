@@ -18,7 +18,9 @@ import jax
 import jax.numpy as jnp
 
 from bert_jax.config import BertConfig
+from bert_jax.convert import hf, native, tf
 from bert_jax.modeling import modules
+from bert_jax.modeling.generation import generate
 
 _STATIC = ("train", "output_hidden_states", "output_attentions")
 
@@ -81,8 +83,6 @@ class BertPreTrainedModel:
         ``config_overrides`` replace config.json fields (e.g. ``num_labels=3``). Heads the
         checkpoint lacks are initialised from ``seed`` and listed in a warning; with
         ``ignore_mismatched_sizes`` so are heads whose shapes do not fit (never the encoder)."""
-        from bert_jax.convert import hf, native, tf
-
         path = os.fspath(path)
         if not os.path.isdir(path):
             raise FileNotFoundError(f"{path!r} is not a directory; pass a model directory holding config.json.")
@@ -104,8 +104,6 @@ class BertPreTrainedModel:
     def save_pretrained(self, directory: str | os.PathLike, *, format: str = "hf") -> None:
         """Writes config.json + model.safetensors (``format="hf"``, what transformers loads) or
         the bert-jax layout (``format="bert-jax"``)."""
-        from bert_jax.convert import hf, native
-
         params = jax.device_get(self.params)
         if format == "hf":
             hf.save_hf_checkpoint(params, self.config, os.fspath(directory), self.target)
@@ -146,6 +144,13 @@ class BertLMHeadModel(BertPreTrainedModel):
 
     def generate(self, input_ids, max_new_tokens: int, **kwargs):
         """Greedy or sampled continuation; see ``bert_jax.modeling.generation.generate``."""
-        from bert_jax.modeling.generation import generate
 
         return generate(self.module, self.params, jnp.asarray(input_ids), max_new_tokens, **kwargs)
+
+
+MODEL_CLASSES = {
+    cls.target: cls
+    for cls in (BertModel, BertForPreTraining, BertForMaskedLM, BertLMHeadModel, BertForNextSentencePrediction,
+                BertForSequenceClassification, BertForMultipleChoice, BertForTokenClassification,
+                BertForQuestionAnswering)
+}
