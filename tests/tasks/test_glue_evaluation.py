@@ -254,7 +254,7 @@ def test_evaluating_a_model_without_the_task_head_is_refused(run, tmp_path, caps
     for main, extra in ((launch.evaluate_main, []), (launch.predict_main, ["--split", "test"])):
         assert main(["--config", RTE, "--workdir", typo, *[f"--config.{a}" for a in args], *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "holds no classifier.bias, classifier.weight" in err[0], err
+        assert len(err) == 1 and f"init_from={encoder} holds no classifier.bias, classifier.weight" in err[0], err
         assert "Evaluate a fine-tuning workdir" in err[0] and not os.path.exists(typo)
 
 
