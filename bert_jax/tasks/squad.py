@@ -129,7 +129,7 @@ class SquadTask(registry.FinetuneTask):
         if not self.version_2 and data.version == "2.0" and any(e.answers for e in data.examples):
             impossible = next(e.qid for e in data.examples if e.is_impossible)
             raise ValueError(f"{path}: question {impossible!r} is unanswerable (SQuAD v2.0 data); task "
-                             f"{self.name!r} is v1.1. Use task squad_v2 (configs/squad/v2.py).")
+                             f"{self.name!r} is v1.1: give a SQuAD v1.1 file, or fine-tune with task squad_v2 (configs/squad/v2.py).")
         return data
 
     def _threshold(self, cfg) -> tuple[float, str]:
@@ -171,6 +171,10 @@ class SquadTask(registry.FinetuneTask):
             raise ValueError(f"{data.source}: {e}") from None
         arrays = {k: getattr(features, k) for k in ("input_ids", "attention_mask", "token_type_ids")}
         labelled = any(e.answers for e in examples)  # a file without any answer is one to predict on
+        if split == "train" and not labelled:  # it trained every window towards [CLS], with exit 0
+            raise ValueError(f"{data.source}: no question has an answer, so there is nothing to train on; this "
+                             "looks like a file to predict on: pass it as --config.data.test_file=PATH to "
+                             "'bert-jax predict', and a training file with answers as data.train_file.")
         if split == "train":
             arrays["start_positions"] = features.start_positions
             arrays["end_positions"] = features.end_positions

@@ -81,6 +81,10 @@ class Swag(registry.FinetuneTask):
             k = labelled.index(False)
             raise ValueError(f"{source}: example {examples[k].guid} has no label but others do; label every "
                              "example or none (a test file).")
+        if split != "test" and not labelled[0]:  # a KeyError in the train step, or a dev score of nothing
+            raise ValueError(f"{source}: no label column; the {split} split is "
+                             f"{'trained on' if split == 'train' else 'scored'}, so each row needs the index of its "
+                             "right ending in a 'label' column (only test files have none).")
         info = {"source": source, "num_examples": len(examples), "num_choices": int(arrays["input_ids"].shape[1])}
         if not labelled[0]:
             del arrays["labels"]

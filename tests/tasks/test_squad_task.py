@@ -202,6 +202,26 @@ def test_v1_task_refuses_v2_data_and_bad_threshold_file(vocab, tmp_path, capsys)
     assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
 
 
+@pytest.mark.parametrize("version", ["1.1", "2.0"])
+def test_a_training_file_without_any_answer_is_refused(vocab, tmp_path, capsys, version):
+    """A file to predict on given as data.train_file read as all-unanswerable: v1.1 trained every
+    window towards [CLS] and exited 0. The advised route, such a file as data.test_file to
+    `predict`, is what test_v2_best_threshold_is_used_by_later_evaluate_and_predict runs."""
+    def strip(dataset):
+        for article in dataset["data"]:
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    qa["answers"] = []
+                    qa.pop("is_impossible", None)
+    train = corrupt(tmp_path, version, strip, name="questions.json", split="dev")
+    assert cli.main(cli_args("finetune", vocab, tmp_path / "run", version, train=train)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bert-jax finetune: {train}: no question has an answer, so there is nothing to train on; this "
+                   "looks like a file to predict on: pass it as --config.data.test_file=PATH to 'bert-jax predict', "
+                   "and a training file with answers as data.train_file."]
+    assert not (tmp_path / "run").exists()
+
+
 # ----------------------------------------------------------------------------- devices
 
 

@@ -147,3 +147,28 @@ def test_split_names_and_missing_data_dir_are_explained(vocab):
         task.load_split(cfg, "dev", None)
     with pytest.raises(ValueError, match=r"splits train, dev \(val\.csv\) and test, not 'validation'"):
         task.load_split(cfg, "validation", None)
+
+
+@pytest.mark.parametrize("name,split,role", [("train.csv", "train", "trained on"), ("val.csv", "dev", "scored")])
+def test_a_train_or_dev_file_without_labels_is_refused_and_writes_nothing(vocab, tmp_path, capsys, name, split,
+                                                                          role):
+    """A train.csv without its label column was a KeyError traceback from the train step (leaving
+    config.json, metrics.jsonl and checkpoints/ behind); a val.csv without one printed a dev
+    result of no metrics with exit 0."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for file in ("train.csv", "val.csv", "test.csv"):
+        rows = list(csv.reader(open(os.path.join(DATA, file), encoding="utf-8", newline="")))
+        if file == name:
+            at = rows[0].index("label")
+            rows = [r[:at] + r[at + 1:] for r in rows]
+        with open(data / file, "w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows(rows)
+    workdir = tmp_path / "run"
+    code = cli.main(["finetune", "--config", CONFIG, "--workdir", str(workdir), f"--config.data.data_dir={data}",
+                     *[f"--config.{o}" for o in overrides(vocab)]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"bert-jax finetune: {data}/{name}: no label column; the {split} split is {role}, "
+                                 "so each row needs the index of its right ending in a 'label' column (only test "
+                                 "files have none)."], err
+    assert not workdir.exists()
