@@ -12,6 +12,7 @@ matches.
   read_recorded(workdir)     the config a run recorded in ``workdir/config.json``
   check_same_run(cfg, W, ..) a config may resume or evaluate only a run of its own task
   recorded_defaults(c, W)    what a config leaves unset, from the run ``W`` recorded
+  recorded_vocab_file(W)     the vocabulary that run was trained with
 """
 
 from __future__ import annotations
@@ -293,6 +294,23 @@ def read_recorded(workdir: str) -> dict:
         raise ValueError(f"{file}{where}: not a bert-jax run config ({getattr(e, 'msg', e)}); restore it from a copy, "
                          f"or read the model from the checkpoint itself: --config.init_from={os.path.join(workdir, 'checkpoints')} "
                          "with --config.data.vocab_file=<the vocab.txt it was pretrained with>.") from None
+
+
+def recorded_vocab_file(workdir: str) -> str | None:
+    """The vocabulary the run in ``workdir`` was trained with, if it still exists: the one its
+    fine-tuning resolved, else the pretraining shards' copy, else ``data.vocab_file``.
+
+    Raises:
+      FileNotFoundError, ValueError: as ``read_recorded``.
+    """
+    run = read_recorded(workdir)
+    data, resolved = run.get("data") or {}, (run.get("resolved") or {}).get("data") or {}
+    train_dir = data.get("train_dir") or ""
+    for candidate in (resolved.get("vocab_file"), train_dir and os.path.join(train_dir, "vocab.txt"),
+                      data.get("vocab_file")):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 _SAME_RUN_ADVICE = {

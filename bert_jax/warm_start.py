@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from bert_jax.run_config import read_recorded
+from bert_jax.run_config import read_recorded, recorded_vocab_file
 
 log = logging.getLogger("bert_jax")
 
@@ -145,10 +145,7 @@ def resolve_vocab_file(vocab_file: str, init_from: str) -> str:
         candidates = [os.path.join(init_from, "vocab.txt")]
         run_config = os.path.join(init_from, "config.json")
         if os.path.isdir(os.path.join(init_from, "checkpoints")) and os.path.isfile(run_config):
-            run = read_recorded(init_from)
-            train_dir = run.get("data", {}).get("train_dir", "")
-            vocab = run.get("data", {}).get("vocab_file", "")
-            candidates += [os.path.join(train_dir, "vocab.txt")] + ([vocab] if vocab else [])
+            candidates.append(recorded_vocab_file(init_from))
         for c in candidates:
             if c and os.path.isfile(c):
                 return c

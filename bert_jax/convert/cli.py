@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 # so no stale weights of another layout stay behind to be loaded instead of the new ones.
 _MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "bert_jax_params.safetensors", "bert_config.json", "checkpoint")
+# The tokenizer a model directory loads with; copied with the model, and removed by --overwrite so
+# that another model's vocabulary never stays beside new weights.
+_TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 _MODEL_PREFIXES = ("bert_model.ckpt.", "model-0")  # TF checkpoint files; sharded safetensors
 
 
@@ -77,8 +80,32 @@ def _remove_model_files(directory: str) -> None:
     if not os.path.isdir(directory):
         return
     for name in os.listdir(directory):
-        if name in _MODEL_FILES or name.startswith(_MODEL_PREFIXES):
+        if name in _MODEL_FILES or name in _TOKENIZER_FILES or name.startswith(_MODEL_PREFIXES):
             os.remove(os.path.join(directory, name))
+
+
+def _copy_tokenizer(source: str, destination: str, is_run: bool) -> None:
+    """Copy the source's tokenizer files (a training run: the vocabulary its config.json records);
+    a converted model is only usable with its vocabulary, so its absence is a warning."""
+    from bert_jax.run_config import recorded_vocab_file
+    folder = source
+    if is_run:
+        try:
+            vocab = recorded_vocab_file(source)
+        except (OSError, ValueError):
+            vocab = None
+        if vocab is None:
+            logger.warning("%s: no vocabulary found (its config.json names none that still exists); copy the "
+                           "vocab.txt it was trained with into %s before loading a tokenizer from it.",
+                           source, destination)
+            return
+        shutil.copyfile(vocab, os.path.join(destination, "vocab.txt"))
+        folder = os.path.dirname(vocab)  # tokenizer files made with it (bert-jax tokenizer train)
+        if os.path.basename(vocab) != "vocab.txt" or not os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
+            return
+    for name in _TOKENIZER_FILES:
+        if os.path.isfile(os.path.join(folder, name)):
+            shutil.copyfile(os.path.join(folder, name), os.path.join(destination, name))
 
 
 def _load_training_checkpoint(workdir: str, step: int | None):
@@ -135,9 +162,7 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
         tf.save_tf_checkpoint(params, config, destination, target)
     else:
         native.save_native_checkpoint(params, config, destination, target)
-    vocab = os.path.join(source, "vocab.txt")
-    if os.path.isfile(vocab):  # a converted model is only usable with its vocabulary
-        shutil.copyfile(vocab, os.path.join(destination, "vocab.txt"))
+    _copy_tokenizer(source, destination, is_run)
     logger.info("%s: %d tensors loaded, %d unused, %d freshly initialised -> %s", target, len(report.loaded),
                 len(report.unused), len(report.initialized), destination)
     return target

@@ -75,9 +75,10 @@ def test_overwrite_replaces_model_files_of_any_layout_and_keeps_the_rest(source,
     out = tmp_path / "out"
     assert cli.main(["--from", "bert-jax", str(source), "--to-tf", str(out)]) == 0
     (out / "notes.txt").write_text("mine\n")
+    (out / "vocab.txt").write_text("[PAD]\n[UNK]\n")  # another model's vocabulary
     code, _ = _convert(capsys, "--from", "bert-jax", str(source), "--to-hf", str(out), "--overwrite")
     assert code == 0
-    # The TF files are gone, so nothing stale can be loaded in place of the new weights.
+    # The TF files and the old vocabulary are gone, so nothing stale can be loaded with the new weights.
     assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "notes.txt"]
     loaded = BertForPreTraining.from_pretrained(out)
     original = BertForPreTraining.from_pretrained(source)

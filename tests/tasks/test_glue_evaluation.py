@@ -328,3 +328,15 @@ def test_a_finetuning_run_of_init_from_shape_can_itself_be_init_from(run, tmp_pa
     assert result["exit_code"] == 0 and result["step"] == 2
     with open(os.path.join(second, "config.json"), encoding="utf-8") as f:
         assert json.load(f)["resolved"]["model"]["hidden_size"] == 32
+
+
+def test_a_finetuning_run_converts_with_its_vocabulary(run, tmp_path):
+    """`convert --from bert-jax WORKDIR --to-hf` wrote no vocab.txt for a training run (a tokenizer
+    could not be loaded from the export); it copies the vocabulary the run's config.json records."""
+    from bert_jax.convert import cli as convert_cli
+    from bert_jax.tokenization import BertTokenizerFast
+    out = str(tmp_path / "hf")
+    assert convert_cli.main(["--from", "bert-jax", run["workdir"], "--to-hf", out]) == 0
+    with open(os.path.join(out, "vocab.txt"), "rb") as a, open(run["root"] / "vocab.txt", "rb") as b:
+        assert a.read() == b.read()
+    assert len(BertTokenizerFast.from_pretrained(out).get_vocab()) == 1000

@@ -442,3 +442,7 @@ def test_convert_exports_any_training_step_to_hugging_face(shards, tmp_path):
     exported = model.bert.encoder.layer[0].attention.self.query.weight.detach().numpy().T
     np.testing.assert_array_equal(exported, pick(params))
     assert not np.array_equal(pick(params), pick(latest))  # step 2, not the latest (4)
+    # with the vocabulary it was trained with (the shards' copy; the export had none, silently)
+    with open(os.path.join(out, "vocab.txt"), "rb") as a, open(os.path.join(shards, "vocab.txt"), "rb") as b:
+        assert a.read() == b.read()
+    assert transformers.BertTokenizerFast.from_pretrained(out).vocab_size == model.config.vocab_size
