@@ -50,7 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     from bert_jax import console
     console.setup(verbose=verbose, quiet=command == "quickstart")
     func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(rest) or 0)
+    try:
+        return int(func(rest) or 0)
+    except KeyboardInterrupt:
+        # Training turns the first Ctrl-C into "save at this step and stop" (exit 130, said by the
+        # trainer); this is a Ctrl-C anywhere else: reading data, evaluating, a second Ctrl-C.
+        if verbose:
+            raise
+        print(f"bert-jax {command}: interrupted (Ctrl-C). Files are written whole, so what was written is "
+              "complete and nothing else changed; run the same command again to go on (training resumes "
+              "from its newest checkpoint).", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

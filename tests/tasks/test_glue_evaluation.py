@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -340,3 +341,46 @@ def test_a_finetuning_run_converts_with_its_vocabulary(run, tmp_path):
     with open(os.path.join(out, "vocab.txt"), "rb") as a, open(run["root"] / "vocab.txt", "rb") as b:
         assert a.read() == b.read()
     assert len(BertTokenizerFast.from_pretrained(out).get_vocab()) == 1000
+
+
+def test_ctrl_c_while_reading_data_or_in_the_final_evaluation_is_one_line(run, tmp_path, capsys, monkeypatch):
+    """Ctrl-C outside the training steps: while the data was read it was a traceback; in the final
+    evaluation the first Ctrl-C was ignored (the run finished with exit 0) and a second one was a
+    traceback. Now both are one line, exit 130; the final checkpoint is kept and the rerun the
+    message advises evaluates it."""
+    import signal
+    from bert_jax import cli, finetuning
+    workdir = str(tmp_path / "run")
+    argv = ["finetune", "--config", RTE, "--workdir", workdir, *[f"--config.{a}" for a in run["args"]],
+            "--config.optim.total_steps=4", "--config.checkpoint.every_steps=100"]
+    message = ("bert-jax finetune: interrupted (Ctrl-C). Files are written whole, so what was written is complete "
+               "and nothing else changed; run the same command again to go on (training resumes from its newest "
+               "checkpoint).")
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(finetuning, "_load_splits", ctrl_c)
+        assert cli.main(argv) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1:] == [message] and not os.path.exists(workdir)
+
+    evaluate = finetuning.SplitEvaluator.__call__
+
+    def interrupted(self, context, params, step, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C, delivered during the evaluation
+        time.sleep(0.2)
+        return evaluate(self, context, params, step, **kwargs)
+    # a terminal's SIGINT handling: CI may run the tests from a background job, which ignores SIGINT
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(finetuning.SplitEvaluator, "__call__", interrupted)
+            assert cli.main(argv) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == message and not any("Traceback" in line for line in err), err
+    assert os.listdir(os.path.join(workdir, "checkpoints")) == ["4"]
+    assert not os.path.exists(os.path.join(workdir, "eval", "dev_results.json"))
+    assert cli.main(argv) == 0  # the advised rerun: nothing to train, the evaluation runs
+    assert _results(workdir)[0]["step"] == 4
