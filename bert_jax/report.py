@@ -121,6 +121,22 @@ def _read_json(path: str, notes: list[str]):
         return None
 
 
+def _read_run_config(path: str, notes: list[str]) -> dict | None:
+    """A run's config.json, or None (noted) when it is not one: valid JSON of another shape (a
+    list, ``"resolved": null``) made the report a traceback."""
+    config = _read_json(path, notes)
+    if config is None:
+        return None
+    sections = ("model", "data", "optim", "resolved")
+    ok = isinstance(config, dict) and all(isinstance(config.get(k, {}), dict) for k in sections) \
+        and isinstance(config.get("resolved", {}).get("data", {}), dict)
+    if not ok:
+        notes.append(f"{path} is not a bert-jax run config (a JSON object whose {', '.join(sections)} are objects); "
+                     "it is left out of the report.")
+        return None
+    return config
+
+
 def _flatten(value, prefix: str = "") -> list[tuple[str, object]]:
     if isinstance(value, dict):
         out = []
@@ -140,10 +156,22 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _is_model_config(path: str) -> bool:
+    """``path`` is a model directory's config.json (Hugging Face or bert-jax export), not a run's."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False  # a damaged run config is still a run's: the report names it in its notes
+    return isinstance(config, dict) and "mode" not in config and ("model_type" in config or "architectures" in config)
+
+
 def _runs(workdir: str) -> list[tuple[str, str]]:
     """``(label, directory)`` of the run itself and its ``seed_<s>`` sub-runs, seeds in numeric order."""
     runs = []
-    if any(os.path.exists(os.path.join(workdir, n)) for n in ("metrics.jsonl", "config.json")):
+    config = os.path.join(workdir, "config.json")
+    if (any(os.path.exists(os.path.join(workdir, n)) for n in ("metrics.jsonl", "checkpoints"))
+            or (os.path.exists(config) and not _is_model_config(config))):
         runs.append(("", workdir))
     # os.listdir, not glob: a workdir name may hold glob characters ("runs/[lr=1e-4]").
     seeds = [n for n in os.listdir(workdir) if re.fullmatch(r"seed_-?\d+", n)
@@ -391,11 +419,14 @@ def write_report(workdir: str, output: str | None = None, overwrite: bool = Fals
     """
     workdir = os.path.abspath(workdir)
     if not os.path.isdir(workdir):
-        raise ReportError(f"{workdir} is not a directory; pass a run directory (the --workdir of "
-                          "bert-jax pretrain or finetune).")
+        raise ReportError(f"{workdir} {'is not a directory' if os.path.exists(workdir) else 'does not exist'}; "
+                          "pass a run directory (the --workdir of bert-jax pretrain or finetune).")
     run_dirs = _runs(workdir)
     summary_path = os.path.join(workdir, "eval", "summary.json")
     if not run_dirs and not os.path.isfile(summary_path):
+        if _is_model_config(os.path.join(workdir, "config.json")):
+            raise ReportError(f"{workdir} is a model directory (its config.json describes a model, not a run); "
+                              "pass a run directory (the --workdir of bert-jax pretrain or finetune).")
         raise ReportError(f"{workdir} holds no metrics.jsonl, config.json, seed_<s>/ runs or eval/summary.json; "
                           "pass a run directory (the --workdir of bert-jax pretrain or finetune).")
     given = output is not None
@@ -421,7 +452,7 @@ def write_report(workdir: str, output: str | None = None, overwrite: bool = Fals
             notes.append(f"{path} does not exist yet: nothing logged so far.")
     config, config_path = None, None
     for _, d in run_dirs:
-        config = _read_json(os.path.join(d, "config.json"), notes)
+        config = _read_run_config(os.path.join(d, "config.json"), notes)
         if config is not None:
             config_path = os.path.join(d, "config.json")
             break

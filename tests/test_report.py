@@ -225,7 +225,34 @@ def test_command_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(tmp_path / "empty") in err and "holds no metrics.jsonl" in err and "--workdir" in err
     assert cli.main(["report", str(tmp_path / "missing")]) == 2
-    assert "is not a directory" in capsys.readouterr().err
+    assert f"{tmp_path / 'missing'} does not exist; pass a run directory" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["report", str(tmp_path / "afile")]) == 2
+    assert f"{tmp_path / 'afile'} is not a directory" in capsys.readouterr().err
+
+
+def test_a_model_directory_or_a_config_json_of_another_shape(tmp_path, capsys):
+    """A Hugging Face model directory was reported as a run (exit 0, report.html written into the
+    model's folder); a config.json that is valid JSON of another shape (a list, "resolved": null,
+    "optim": 5) was an AttributeError traceback. The first is refused, the second noted."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"architectures": ["BertForMaskedLM"], "model_type": "bert",
+                                                   "hidden_size": 32}))
+    assert cli.main(["report", str(model)]) == 2
+    assert capsys.readouterr().err.strip() == (f"bert-jax report: {model} is a model directory (its config.json "
+                                               "describes a model, not a run); pass a run directory (the --workdir "
+                                               "of bert-jax pretrain or finetune).")
+    assert sorted(os.listdir(model)) == ["config.json"]
+    for i, odd in enumerate(([1, 2], {"mode": "finetune", "resolved": None}, {"mode": "pretrain", "optim": 5},
+                             {"mode": "finetune", "resolved": {"data": [1]}})):
+        run = tmp_path / f"odd{i}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps(odd))
+        (run / "metrics.jsonl").write_text(json.dumps({"step": 2, "train/loss": 1.0}) + "\n")
+        assert cli.main(["report", str(run)]) == 0, odd
+        page = (run / "report.html").read_text()
+        assert f"{run / 'config.json'} is not a bert-jax run config" in html.unescape(page), odd
 
 
 def test_output_never_replaces_a_users_files_without_overwrite(tmp_path, capsys):
