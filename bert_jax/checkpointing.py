@@ -422,10 +422,14 @@ def check_compatible(meta: dict, params_abstract, directory: str, step: int) -> 
     diffs += [f"{k}: only in checkpoint" for k in saved if k not in want]
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; ... ({len(diffs)} in all)" if len(diffs) > 6 else "")
+        model = meta.get("model") or {}
+        fields = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                  "max_position_embeddings", "type_vocab_size", "vocab_size")
+        its = " ".join(f"--config.model.{k}={model[k]}" for k in fields if isinstance(model.get(k), int))
         raise ValueError(
-            f"{directory} holds a checkpoint (step {step}) of a different model shape: {shown}. "
-            "Use a new --workdir, or set the model config to the one in the checkpoint "
-            "(see its config.json).")
+            f"{directory} holds a checkpoint (step {step}) of a different model shape: {shown}. To resume or "
+            f"evaluate it, give the checkpoint's shape ({its or 'see the run config.json'}); to train "
+            "this shape instead, use a new --workdir.")
 
 
 def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int | None = None):

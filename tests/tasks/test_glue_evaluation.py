@@ -222,7 +222,8 @@ def test_several_seeds_give_a_summary_with_mean_and_std(run, capsys):
 
 def test_evaluating_with_another_model_shape_is_refused_in_one_line(run, capsys):
     """A config whose model shape is not the run's: one line (exit 2) naming both shapes, not a
-    traceback from the restore; following its advice (the checkpoint's shape) evaluates."""
+    traceback from the restore; following its advice (the checkpoint's shape, as flags; it advised
+    a new --workdir, which holds no checkpoint to evaluate) evaluates."""
     workdir = _copy_run(run, "other_shape")
     args = ["--config", RTE, "--workdir", workdir, *[f"--config.{a}" for a in run["args"]]]
     capsys.readouterr()
@@ -231,6 +232,10 @@ def test_evaluating_with_another_model_shape_is_refused_in_one_line(run, capsys)
     assert len(err) == 1 and err[0].startswith("bert-jax evaluate: ") and "different model shape" in err[0]
     assert "checkpoint [64] vs model [128]" in err[0], err
     assert not os.path.exists(os.path.join(workdir, "eval"))
+    advised = err[0].split("give the checkpoint's shape (")[1].split(")")[0].split()
+    assert "--config.model.intermediate_size=64" in advised, err
+    assert launch.evaluate_main(args + ["--config.model.intermediate_size=128"] + advised) == 0  # as advised
+    shutil.rmtree(os.path.join(workdir, "eval"))
     assert launch.evaluate_main(args + ["--step", "99"]) == 2  # a step the run does not have
     err = capsys.readouterr().err.strip().splitlines()
     steps = sorted(int(n) for n in os.listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
