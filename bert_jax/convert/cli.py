@@ -128,6 +128,11 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
 
     if not os.path.isdir(source):
         raise FileNotFoundError(f"source {source!r} is not a directory.")
+    if target is not None and target not in TASK_MODULES:
+        import difflib
+        close = difflib.get_close_matches(target, list(TASK_MODULES), n=1)
+        raise ValueError(f"--target {target} is not a model class" + (f" (did you mean {close[0]}?)" if close else "")
+                         + f"; use one of {', '.join(TASK_MODULES)}.")
     if os.path.abspath(source) == os.path.abspath(destination):
         raise ValueError("source and destination are the same directory; choose a new output directory.")
     is_run = source_format == "bert-jax" and os.path.isdir(os.path.join(source, "checkpoints"))

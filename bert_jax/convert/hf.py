@@ -379,7 +379,9 @@ def load_hf_state_dict(directory: str) -> dict[str, np.ndarray]:
     if os.path.isfile(torch_bin):
         return _load_torch_bin(torch_bin)
     hint = (" It is a bert-jax training workdir (it has checkpoints/): convert it with --from bert-jax."
-            if os.path.isdir(os.path.join(directory, "checkpoints")) else "")
+            if os.path.isdir(os.path.join(directory, "checkpoints")) else
+            " It is a bert-jax model directory (it has bert_jax_params.safetensors): convert it with --from bert-jax."
+            if os.path.isfile(os.path.join(directory, "bert_jax_params.safetensors")) else "")
     raise FileNotFoundError(f"No {SAFE_WEIGHTS}, {SAFE_INDEX} or {TORCH_WEIGHTS} in {directory!r}.{hint}")
 
 

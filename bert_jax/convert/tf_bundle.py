@@ -404,6 +404,9 @@ class CheckpointReader:
             raise ValueError(f"{self.prefix}: {name!r} has {entry.size} bytes for shape {entry.shape} "
                              f"of {dtype}; the index is corrupt.")
         path = data_filename(self.prefix, entry.shard_id, self.num_shards)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} does not exist: {self.prefix}.index lists its tensors in that data "
+                                    "file; copy it beside the index (both are part of the checkpoint).")
         with open(path, "rb") as f:
             f.seek(entry.offset)
             raw = f.read(entry.size)

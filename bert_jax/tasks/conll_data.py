@@ -78,8 +78,10 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
             if expected is None:
                 expected = len(fields)
             if len(fields) != expected or len(fields) < 2:
-                raise ValueError(f"{path}:{number}: {len(fields)} columns, expected {expected} (token ... label, "
-                                 "space-separated; a token may not contain spaces).")
+                why = ("data.num_columns; set --config.data.num_columns to the file's own count if every line "
+                       "has it" if num_columns is not None and len(fields) >= 2 else "as on its first token line")
+                raise ValueError(f"{path}:{number}: {len(fields)} columns, expected {expected} ({why}; token ... "
+                                 "label, space-separated; a token may not contain spaces).")
             if valid is not None and fields[label_column] not in valid:
                 raise ValueError(f"{path}:{number}: label {fields[label_column]!r} (column {label_column}) is not "
                                  f"in the label list {sorted(valid)}; add it to the list or fix the file.")

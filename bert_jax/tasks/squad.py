@@ -119,9 +119,10 @@ class SquadTask(registry.FinetuneTask):
         key = f"{split}_file"
         path = cfg.data[key]
         if not path:
+            hub = (f", or --config.data.hub_name={'squad_v2' if self.version_2 else 'squad'} on a machine with "
+                   "network" if split != "test" else "")  # the hub sets have no test split
             raise ValueError(f"data.{key} is empty: pass --config.data.{key}=PATH (a SQuAD v{self.version} JSON "
-                             f"file), or --config.data.hub_name={'squad_v2' if self.version_2 else 'squad'} "
-                             "on a machine with network.")
+                             f"file){hub}.")
         if not os.path.isfile(path):
             raise ValueError(f"data.{key}={path!r}: no such file; pass the path of a SQuAD JSON file.")
         data = squad_data.read_squad_file(path, allow_skips=allow, require_answers=split != "test")

@@ -63,8 +63,13 @@ class SquadData:
 
 def read_squad_file(path: str, allow_skips: bool = False, require_answers: bool = True) -> SquadData:
     """Reads a SQuAD v1.1 / v2.0 JSON file (see ``parse_squad``)."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:  # utf-8-sig: a byte-order mark (as some Windows editors save) is not an error
+        with open(path, encoding="utf-8-sig") as f:
+            text = f.read()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); SQuAD files are UTF-8 "
+                         f"JSON: convert it, e.g. iconv -f UTF-16 -t UTF-8 {path} > {path}.utf8 "
+                         "(with its own encoding after -f).") from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as error:

@@ -101,3 +101,28 @@ def test_step_is_refused_for_a_source_with_one_set_of_weights(source, tmp_path, 
     code, err = _convert(capsys, "--from", "bert-jax", str(source), "--step", "3", "--to-hf", str(tmp_path / "out"))
     assert code == 2 and "--step picks a checkpoint of a training workdir" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_mistyped_target_wrong_layout_and_missing_tf_data_are_named(source, tmp_path, capsys):
+    """A mistyped --target said "cannot tell the model class ...; pass --target" although it was
+    passed; --from hf on a bert-jax export did not name --from bert-jax; a TF index without its data
+    file was a bare "[Errno 2]". Each advice, followed, converts."""
+    out = tmp_path / "out"
+    code, err = _convert(capsys, "--from", "bert-jax", str(source), "--to-hf", str(out),
+                         "--target", "BertForTokenClassificatoin")
+    assert code == 2 and "--target BertForTokenClassificatoin is not a model class (did you mean " \
+                         "BertForTokenClassification?)" in err and not out.exists()
+    code, err = _convert(capsys, "--from", "hf", str(source), "--to-hf", str(out))
+    assert code == 2 and "It is a bert-jax model directory (it has bert_jax_params.safetensors): convert it " \
+                         "with --from bert-jax." in err and not out.exists()
+    with pytest.warns(UserWarning, match="classifier.bias, classifier.weight"):  # a new head, as it says
+        assert cli.main(["--from", "bert-jax", str(source), "--to-hf", str(out),
+                         "--target", "BertForTokenClassification"]) == 0
+    tf_dir = tmp_path / "tf"
+    assert cli.main(["--from", "bert-jax", str(source), "--to-tf", str(tf_dir)]) == 0
+    data = next(p for p in tf_dir.iterdir() if ".data-" in p.name)
+    data.rename(tmp_path / data.name)
+    code, err = _convert(capsys, "--from", "tf", str(tf_dir), "--to-hf", str(tmp_path / "from_tf"))
+    assert code == 2 and f"{data} does not exist" in err and "copy it beside the index" in err
+    (tmp_path / data.name).rename(data)
+    assert cli.main(["--from", "tf", str(tf_dir), "--to-hf", str(tmp_path / "from_tf")]) == 0

@@ -110,8 +110,13 @@ def test_errors_point_at_the_line(tmp_path):
     bad = list(lines)
     bad[4] = bad[4].replace(" -X- -X- ", " -X- ")
     (tmp_path / "a.txt").write_text("\n".join(bad) + "\n")
-    with pytest.raises(ValueError, match=r"a.txt:5: 3 columns, expected 4"):
+    with pytest.raises(ValueError, match=r"a.txt:5: 3 columns, expected 4 \(data.num_columns; set "
+                                         r"--config.data.num_columns to the file's own count"):
         read_conll(str(tmp_path / "a.txt"), LABELS)
+    three = [" ".join(line.split()[:1] + line.split()[2:]) for line in lines]  # every line: 3 columns
+    (tmp_path / "three.txt").write_text("\n".join(three) + "\n")
+    assert [s.labels for s in read_conll(str(tmp_path / "three.txt"), LABELS, num_columns=3)] == \
+        [s.labels for s in read_conll(os.path.join(CONLL, "dev.txt"), LABELS)]  # the advice, followed
     with pytest.raises(ValueError, match=r"dev.txt:3: label 'O' \(column -1\) is not in the label list "
                                          r"\['B-PER'\]"):
         read_conll(os.path.join(CONLL, "dev.txt"), ["B-PER"])

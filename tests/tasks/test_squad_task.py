@@ -15,6 +15,7 @@ jax = pytest.importorskip("jax")
 
 from bert_jax import cli, finetuning, launch  # noqa: E402
 from bert_jax.metrics import squad_evaluate  # noqa: E402
+from bert_jax.tasks import squad_data  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(ROOT, "data", "tasks", "squad_cloze")
@@ -327,6 +328,18 @@ def test_malformed_json_and_missing_file_are_errors(vocab, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "data.train_file=" in err and "no such file" in err
     assert not (tmp_path / "run").exists()
+    # UTF-16 named with its file (was a bare "'utf-8' codec can't decode byte 0xff"), and the
+    # advised iconv makes it read; a UTF-8 file with a byte-order mark reads as it is
+    text = open(data_file("train", "1.1"), encoding="utf-8").read()
+    wide = tmp_path / "wide.json"
+    wide.write_text(text, encoding="utf-16")
+    assert cli.main(cli_args("finetune", vocab, tmp_path / "run", train=str(wide))) == 2
+    err = capsys.readouterr().err
+    assert f"{wide}: not UTF-8 text" in err and "iconv -f UTF-16 -t UTF-8" in err
+    fixed = subprocess.run(["iconv", "-f", "UTF-16", "-t", "UTF-8", str(wide)], capture_output=True, check=True)
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + fixed.stdout)
+    assert squad_data.read_squad_file(str(bom)).examples == squad_data.read_squad_file(data_file("train", "1.1")).examples
 
 
 def lengthen(dataset):
