@@ -96,8 +96,9 @@ class MetricWriter:
                 self._tb.add_scalar(f"{prefix}/{k}", float(v), int(step))
             self._tb.flush()
         shown = ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()
-                          if k in ("loss", "mlm_accuracy", "nsp_accuracy", "seq_per_s", "mfu",
-                                   "learning_rate"))
+                          if k in ("loss", "mlm_accuracy", "nsp_accuracy", "seq_per_s", "mfu", "learning_rate")
+                          # a fine-tuning evaluation's own metrics (accuracy, f1, exact_match, ...)
+                          or (prefix != "train" and not k.startswith(("baseline_", "skipped"))))
         log.info("%s step %d: %s", prefix, step, shown)
         if self._bar is not None and prefix == "train":
             self._bar.set_postfix_str(shown, refresh=False)

@@ -68,3 +68,17 @@ def test_the_loop_leaves_evaluation_time_out_of_step_time(tmp_path):
     times = {r["step"]: r["train/step_time_s"] for r in rows if "train/step_time_s" in r}
     assert sorted(times) == [2, 4, 6, 8]
     assert all(times[s] < 0.5 for s in (4, 6, 8)), times  # step 2's interval holds the compile
+
+
+def test_the_log_line_of_a_finetuning_evaluation_names_its_metrics(tmp_path, caplog):
+    """A fine-tuning evaluation logged "eval step 4: " with nothing after it (only pretraining's
+    metric names were shown); its own metrics are shown, baselines and skip counts left out."""
+    import logging
+    from bert_jax.metrics import MetricWriter
+    writer = MetricWriter(str(tmp_path), 4, enabled=True, progress=False)
+    with caplog.at_level(logging.INFO, logger="bert_jax"):
+        writer.write(4, {"accuracy": 0.625, "f1": 0.5, "baseline_majority": 0.5, "skipped": 0.0}, prefix="eval")
+        writer.write(4, {"loss": 1.25, "grad_norm": 3.0}, prefix="train")
+    writer.close()
+    assert [r.getMessage() for r in caplog.records] == ["eval step 4: accuracy=0.625, f1=0.5",
+                                                        "train step 4: loss=1.25"]
