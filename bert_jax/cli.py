@@ -54,12 +54,17 @@ def main(argv: list[str] | None = None) -> int:
         return int(func(rest) or 0)
     except KeyboardInterrupt:
         # Training turns the first Ctrl-C into "save at this step and stop" (exit 130, said by the
-        # trainer); this is a Ctrl-C anywhere else: reading data, evaluating, a second Ctrl-C.
+        # trainer); this is a Ctrl-C anywhere else: reading data, the final evaluation, a second
+        # Ctrl-C, or a command that does not train.
         if verbose:
             raise
-        print(f"bert-jax {command}: interrupted (Ctrl-C). Files are written whole, so what was written is "
-              "complete and nothing else changed; run the same command again to go on (training resumes "
-              "from its newest checkpoint).", file=sys.stderr)
+        if command in ("pretrain", "finetune", "quickstart"):
+            advice = ("checkpoints are written whole; run the same command again to go on (training resumes "
+                      "from its newest checkpoint, and a finished one is evaluated again).")
+        else:
+            advice = ("what it was writing may be incomplete: run the same command again (with --overwrite if "
+                      "it asks) before using its output.")
+        print(f"bert-jax {command}: interrupted (Ctrl-C); {advice}", file=sys.stderr)
         return 130
 
 

@@ -269,7 +269,8 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
     ckpt_dir = os.path.join(workdir, "checkpoints")
     has_ckpt = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
     if has_ckpt:
-        config = config.copy_and_resolve_references()
+        check_same_run(config, workdir, "evaluate")  # before anything is taken from that run
+        config = ml_collections.ConfigDict(config.to_dict())
         filled = recorded_defaults(config, workdir)
         if filled:
             log.info("as %s records them: %s", os.path.join(workdir, "config.json"), ", ".join(filled))
@@ -277,8 +278,6 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
     check(has_ckpt or (cfg.init_from and cfg.init_from != "scratch"),
           f"{workdir} holds no checkpoint and init_from is empty; evaluate a fine-tuning workdir, or pass "
           "--config.init_from=MODEL_DIR to evaluate a model directory as it is.")
-    if has_ckpt:
-        check_same_run(cfg, workdir, "evaluate")
     try:
         mesh = partitioning.make_mesh(cfg.mesh_shape)
         root = jax.random.PRNGKey(cfg.seed)

@@ -163,6 +163,13 @@ class StopHook(Hook):
             signal.signal(sig, handler)
         self._previous = {}
 
+    def release_ctrl_c(self) -> None:
+        """Give SIGINT back (Ctrl-C interrupts at once) once no step is left to save; SIGTERM keeps
+        this hook's handler, so a preemption never kills the process mid-save. One process only:
+        on several, one interrupted process would leave the others waiting in a collective."""
+        if jax.process_count() == 1 and signal.SIGINT in self._previous:
+            signal.signal(signal.SIGINT, self._previous.pop(signal.SIGINT))
+
     def _handle(self, signum, frame):
         if signum == signal.SIGINT and self.signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now

@@ -164,8 +164,8 @@ def predict_main(argv: list[str]) -> int:
     def work(config, args):
         from bert_jax.finetuning import run_evaluation
         run_evaluation(config, args.workdir, split=args.split, step=args.step)
-        print(f"{config.task} ({args.split}): predictions written under {args.workdir}/eval/ "
-              f"({args.split}_results.json lists the files)")
+        print(f"{config.task} ({args.split}): predictions written under {args.workdir}/eval/ (each "
+              "<split>_results.json there lists its files)")
         return 0
     return _run("bert-jax predict", argv, work, _eval_flags("test"))
 

@@ -25,6 +25,7 @@ import os
 import re
 import sys
 
+from bert_jax.run_config import recorded_shape_problem
 from data_pipeline.shards import atomic_write_bytes
 
 log = logging.getLogger("bert_jax")
@@ -127,12 +128,9 @@ def _read_run_config(path: str, notes: list[str]) -> dict | None:
     config = _read_json(path, notes)
     if config is None:
         return None
-    sections = ("model", "data", "optim", "resolved")
-    ok = isinstance(config, dict) and all(isinstance(config.get(k, {}), dict) for k in sections) \
-        and isinstance(config.get("resolved", {}).get("data", {}), dict)
-    if not ok:
-        notes.append(f"{path} is not a bert-jax run config (a JSON object whose {', '.join(sections)} are objects); "
-                     "it is left out of the report.")
+    problem = recorded_shape_problem(config)
+    if problem:
+        notes.append(f"{path} is not a bert-jax run config ({problem}); it is left out of the report.")
         return None
     return config
 

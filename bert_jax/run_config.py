@@ -286,8 +286,11 @@ def read_recorded(workdir: str) -> dict:
     try:
         with open(file, encoding="utf-8") as f:
             run = json.load(f)
-        if not isinstance(run.get("model"), dict):
-            raise ValueError("it has no 'model' section")
+        problem = recorded_shape_problem(run)
+        if problem is None and not isinstance(run.get("model"), dict):
+            problem = "it has no 'model' section"
+        if problem:
+            raise ValueError(problem)
         return run
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AttributeError) as e:
         where = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
@@ -296,9 +299,25 @@ def read_recorded(workdir: str) -> dict:
                          "with --config.data.vocab_file=<the vocab.txt it was pretrained with>.") from None
 
 
+def recorded_shape_problem(run) -> str | None:
+    """What makes ``run`` (a parsed config.json) not a run config, or None: its sections must be
+    objects (valid JSON of another shape -- a list, ``"resolved": null`` -- was a traceback)."""
+    if not isinstance(run, dict):
+        return f"it is a JSON {type(run).__name__}, not an object"
+    resolved = run.get("resolved", {})
+    for name, value in (("model", run.get("model", {})), ("data", run.get("data", {})),
+                        ("optim", run.get("optim", {})), ("resolved", resolved),
+                        ("resolved.data", resolved.get("data", {}) if isinstance(resolved, dict) else {}),
+                        ("resolved.model", resolved.get("model", {}) if isinstance(resolved, dict) else {})):
+        if not isinstance(value, dict):
+            return f"its {name!r} is {json.dumps(value)[:40]}, not an object"
+    return None
+
+
 def recorded_vocab_file(workdir: str) -> str | None:
-    """The vocabulary the run in ``workdir`` was trained with, if it still exists: the one its
-    fine-tuning resolved, else the pretraining shards' copy, else ``data.vocab_file``.
+    """The vocabulary the run in ``workdir`` was trained with, if it still exists: a ``vocab.txt``
+    put beside it, else the one its fine-tuning resolved, else the pretraining shards' copy, else
+    ``data.vocab_file``.
 
     Raises:
       FileNotFoundError, ValueError: as ``read_recorded``.
@@ -306,8 +325,8 @@ def recorded_vocab_file(workdir: str) -> str | None:
     run = read_recorded(workdir)
     data, resolved = run.get("data") or {}, (run.get("resolved") or {}).get("data") or {}
     train_dir = data.get("train_dir") or ""
-    for candidate in (resolved.get("vocab_file"), train_dir and os.path.join(train_dir, "vocab.txt"),
-                      data.get("vocab_file")):
+    for candidate in (os.path.join(workdir, "vocab.txt"), resolved.get("vocab_file"),
+                      train_dir and os.path.join(train_dir, "vocab.txt"), data.get("vocab_file")):
         if candidate and os.path.isfile(candidate):
             return candidate
     return None
@@ -332,8 +351,12 @@ def check_same_run(cfg, workdir: str, doing: str) -> None:
     for key in ("mode", "task"):
         before, now = recorded.get(key), cfg.get(key)
         if before is not None and now is not None and before != now:
+            advice = _SAME_RUN_ADVICE[doing]
+            if key == "mode" and before == "pretrain":
+                advice = (f"a pretraining run is fine-tuned, not {doing}d, by a fine-tuning config: pass "
+                          f"--config.init_from={workdir} with a new --workdir.")
             raise ConfigError(f"{workdir} holds a {key}={before!r} run (its config.json) and this config has "
-                              f"{key}={now!r}: {_SAME_RUN_ADVICE[doing]}")
+                              f"{key}={now!r}: {advice}")
     before, now = recorded.get("data", {}).get("lowercase"), cfg.get("data", {}).get("lowercase")
     if isinstance(before, bool) and isinstance(now, bool) and before != now:
         # a cased model fed lower-cased text (or the reverse) scores far below itself, silently

@@ -72,7 +72,7 @@ def trim_metrics(workdir: str, step: int) -> tuple[int, int]:
         except json.JSONDecodeError:
             cut += 1
             continue
-        if isinstance(row, dict) and row.get("step", 0) > step:
+        if isinstance(row, dict) and isinstance(row.get("step"), (int, float)) and row["step"] > step:
             after += 1
         else:
             kept.append(line)
@@ -313,11 +313,13 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     hooks = [metrics_hook, eval_hook, ckpt_hook, stop_hook]
     stop_hook.install()
     try:
-        # Once the last checkpoint is saved, Ctrl-C ends the final evaluation at once (the flag
-        # the stop hook sets was never read again, so the first Ctrl-C there was ignored).
+        def last_save_done(*_):
+            # Once the last checkpoint is on disk, Ctrl-C ends the final evaluation at once (the
+            # flag the stop hook sets was never read again, so the first Ctrl-C there was ignored).
+            manager.wait_until_finished()
+            stop_hook.release_ctrl_c()
         state = train.fit(state, steps.train, batches, num_steps=total, hooks=hooks,
-                          end_hooks=[metrics_hook.end, ckpt_hook.end, lambda *_: stop_hook.uninstall(),
-                                     eval_hook.end])
+                          end_hooks=[metrics_hook.end, ckpt_hook.end, last_save_done, eval_hook.end])
     except train.NonFiniteLoss as e:
         manager.wait_until_finished()
         moved = _quarantine(ckpt_dir, e.step) if jax.process_index() == 0 else []

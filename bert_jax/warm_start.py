@@ -142,13 +142,12 @@ def resolve_vocab_file(vocab_file: str, init_from: str) -> str:
         return vocab_file
     if init_from and init_from != "scratch":
         source_kind(init_from)  # a missing or unusable path is named as such, before the vocabulary
-        candidates = [os.path.join(init_from, "vocab.txt")]
-        run_config = os.path.join(init_from, "config.json")
-        if os.path.isdir(os.path.join(init_from, "checkpoints")) and os.path.isfile(run_config):
-            candidates.append(recorded_vocab_file(init_from))
-        for c in candidates:
-            if c and os.path.isfile(c):
-                return c
+        if os.path.isdir(os.path.join(init_from, "checkpoints")) and os.path.isfile(os.path.join(init_from, "config.json")):
+            found = recorded_vocab_file(init_from)  # a run: the vocabulary it was trained with
+        else:
+            found = os.path.join(init_from, "vocab.txt")
+        if found and os.path.isfile(found):
+            return found
     raise ValueError("no vocabulary: set --config.data.vocab_file=VOCAB.txt (the one the encoder was "
                      "pretrained with); it is found automatically only in a model directory or a "
                      "pretraining workdir whose shards still exist.")

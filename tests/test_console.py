@@ -50,3 +50,21 @@ def test_a_closed_stream_sends_records_to_the_process_stderr(capfd):
     handler.emit(record)
     out, err = capfd.readouterr()
     assert "resumed from step 4" in err and "Logging error" not in err
+
+
+def test_the_stop_hook_gives_back_ctrl_c_but_keeps_sigterm():
+    """Before the final evaluation the trainer gives SIGINT back (Ctrl-C then interrupts at once);
+    SIGTERM stays with the hook, whose handler only sets a flag: the default one would kill the
+    process while the last checkpoint may still be writing."""
+    import signal
+    from bert_jax.hooks import StopHook
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    hook = StopHook(checkpoint=None, every=1)
+    hook.install()
+    try:
+        hook.release_ctrl_c()
+        assert signal.getsignal(signal.SIGINT) == before[signal.SIGINT]
+        assert signal.getsignal(signal.SIGTERM) == hook._handle
+    finally:
+        hook.uninstall()
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 
 logger = logging.getLogger(__name__)
@@ -30,7 +29,8 @@ _MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.jso
                 "bert_jax_params.safetensors", "bert_config.json", "checkpoint")
 # The tokenizer a model directory loads with; copied with the model, and removed by --overwrite so
 # that another model's vocabulary never stays beside new weights.
-_TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+_TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "added_tokens.json")
 _MODEL_PREFIXES = ("bert_model.ckpt.", "model-0")  # TF checkpoint files; sharded safetensors
 
 
@@ -84,28 +84,37 @@ def _remove_model_files(directory: str) -> None:
             os.remove(os.path.join(directory, name))
 
 
-def _copy_tokenizer(source: str, destination: str, is_run: bool) -> None:
-    """Copy the source's tokenizer files (a training run: the vocabulary its config.json records);
-    a converted model is only usable with its vocabulary, so its absence is a warning."""
+def _tokenizer_files(source: str, is_run: bool) -> dict[str, bytes]:
+    """The tokenizer files to write beside the converted model, read before anything is removed
+    (the output may be the folder that holds them): the source's, or for a training run the
+    vocabulary its config.json records (with the tokenizer files made beside it). A converted
+    model is only usable with its vocabulary, so finding none is a warning."""
     from bert_jax.run_config import recorded_vocab_file
-    folder = source
+    files, folder = {}, source
     if is_run:
         try:
             vocab = recorded_vocab_file(source)
-        except (OSError, ValueError):
-            vocab = None
+        except (OSError, ValueError) as e:
+            vocab, why = None, f"its config.json could not be read: {e}"
+        else:
+            why = "its config.json names none that still exists"
         if vocab is None:
-            logger.warning("%s: no vocabulary found (its config.json names none that still exists); copy the "
-                           "vocab.txt it was trained with into %s before loading a tokenizer from it.",
-                           source, destination)
-            return
-        shutil.copyfile(vocab, os.path.join(destination, "vocab.txt"))
+            logger.warning("%s: no vocabulary found (%s); copy the vocab.txt it was trained with into the output "
+                           "before loading a tokenizer from it.", source, why)
+            return files
+        with open(vocab, "rb") as f:
+            files["vocab.txt"] = f.read()
         folder = os.path.dirname(vocab)  # tokenizer files made with it (bert-jax tokenizer train)
         if os.path.basename(vocab) != "vocab.txt" or not os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
-            return
+            return files
     for name in _TOKENIZER_FILES:
         if os.path.isfile(os.path.join(folder, name)):
-            shutil.copyfile(os.path.join(folder, name), os.path.join(destination, name))
+            with open(os.path.join(folder, name), "rb") as f:
+                files[name] = f.read()
+    if "vocab.txt" not in files:
+        logger.warning("%s holds no vocab.txt: the output has no vocabulary; copy the one the model was trained "
+                       "with into it before loading a tokenizer from it.", source)
+    return files
 
 
 def _load_training_checkpoint(workdir: str, step: int | None):
@@ -159,6 +168,7 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
         raise ValueError(f"cannot tell the model class (got {target!r}); pass --target, one of "
                          f"{', '.join(TASK_MODULES)}.")
     params, report = hf.hf_state_dict_to_params(state, config, target, seed=seed)
+    tokenizer = _tokenizer_files(source, is_run)
     if overwrite:
         _remove_model_files(destination)
     if to == "hf":
@@ -167,7 +177,9 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
         tf.save_tf_checkpoint(params, config, destination, target)
     else:
         native.save_native_checkpoint(params, config, destination, target)
-    _copy_tokenizer(source, destination, is_run)
+    for name, content in tokenizer.items():
+        with open(os.path.join(destination, name), "wb") as f:
+            f.write(content)
     logger.info("%s: %d tensors loaded, %d unused, %d freshly initialised -> %s", target, len(report.loaded),
                 len(report.unused), len(report.initialized), destination)
     return target

@@ -98,7 +98,8 @@ class MetricWriter:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()
                           if k in ("loss", "mlm_accuracy", "nsp_accuracy", "seq_per_s", "mfu", "learning_rate")
                           # a fine-tuning evaluation's own metrics (accuracy, f1, exact_match, ...)
-                          or (prefix != "train" and not k.startswith(("baseline_", "skipped"))))
+                          or (prefix != "train"  # MNLI's keys are "dev_matched/accuracy", ...
+                              and not k.rsplit("/", 1)[-1].startswith(("baseline_", "skipped"))))
         log.info("%s step %d: %s", prefix, step, shown)
         if self._bar is not None and prefix == "train":
             self._bar.set_postfix_str(shown, refresh=False)

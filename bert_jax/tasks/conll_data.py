@@ -78,8 +78,9 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
             if expected is None:
                 expected = len(fields)
             if len(fields) != expected or len(fields) < 2:
-                why = ("data.num_columns; set --config.data.num_columns to the file's own count if every line "
-                       "has it" if num_columns is not None and len(fields) >= 2 else "as on its first token line")
+                why = ("as on its first token line" if num_columns is None else
+                       "data.num_columns; set --config.data.num_columns to the file's own count if every line "
+                       "has it" if len(fields) >= 2 else "data.num_columns")
                 raise ValueError(f"{path}:{number}: {len(fields)} columns, expected {expected} ({why}; token ... "
                                  "label, space-separated; a token may not contain spaces).")
             if valid is not None and fields[label_column] not in valid:

@@ -334,6 +334,53 @@ def test_a_finetuning_run_of_init_from_shape_can_itself_be_init_from(run, tmp_pa
     assert result["exit_code"] == 0 and result["step"] == 2
     with open(os.path.join(second, "config.json"), encoding="utf-8") as f:
         assert json.load(f)["resolved"]["model"]["hidden_size"] == 32
+    # evaluated later without init_from, whose model directory is gone: the shape is the recorded one
+    shutil.rmtree(encoder)
+    shutil.rmtree(os.path.join(first, "eval"))
+    assert launch.evaluate_main(["--config", RTE, "--workdir", first, f"--config.data.data_dir={DATA!r}",
+                                 "--config.data.max_seq_length=64"]) == 0
+    assert _results(first)[0]["step"] == 2
+
+
+def test_odd_config_json_and_a_pretraining_workdir_are_refused_in_one_line(run, tmp_path, capsys):
+    """A run config.json of valid JSON but another shape ("resolved": null) was an AttributeError
+    traceback where a run's config is read; a pretraining workdir given to evaluate named advice
+    that could not work ("evaluate it with the config it was trained with")."""
+    from bert_jax import run_config
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "config.json").write_text(json.dumps({"mode": "finetune", "model": {}, "resolved": None}))
+    with pytest.raises(ValueError, match=r"config.json: not a bert-jax run config \(its 'resolved' is null"):
+        run_config.read_recorded(str(odd))
+    run_config.check_same_run({"mode": "finetune", "task": "rte"}, str(odd), "evaluate")  # nothing to compare
+    pre = tmp_path / "pre"
+    (pre / "checkpoints" / "2").mkdir(parents=True)
+    (pre / "config.json").write_text(json.dumps({"mode": "pretrain", "model": {"hidden_size": 32}}))
+    capsys.readouterr()
+    assert launch.evaluate_main(["--config", RTE, "--workdir", str(pre), *[f"--config.{a}" for a in run["args"]]]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"bert-jax evaluate: {pre} holds a mode='pretrain' run (its config.json) and this config has mode='finetune': "
+        f"a pretraining run is fine-tuned, not evaluated, by a fine-tuning config: pass --config.init_from={pre} "
+        "with a new --workdir."]
+    assert sorted(os.listdir(pre)) == ["checkpoints", "config.json"]
+
+
+def test_convert_overwrite_onto_the_folder_of_the_runs_vocabulary_keeps_it(run, tmp_path):
+    """The output's tokenizer files were removed before the run's recorded vocabulary was read, so
+    exporting into the folder that holds it deleted the only copy."""
+    from bert_jax.convert import cli as convert_cli
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    shutil.copy(run["root"] / "vocab.txt", model_dir / "vocab.txt")
+    workdir = _copy_run(run, "vocab_elsewhere")
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+        recorded = json.load(f)
+    recorded["resolved"]["data"]["vocab_file"] = str(model_dir / "vocab.txt")
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(recorded, f)
+    assert convert_cli.main(["--from", "bert-jax", workdir, "--to-hf", str(model_dir), "--overwrite"]) == 0
+    assert (model_dir / "vocab.txt").read_bytes() == (run["root"] / "vocab.txt").read_bytes()
+    assert sorted(os.listdir(model_dir)) == ["config.json", "model.safetensors", "vocab.txt"]
 
 
 def test_a_finetuning_run_converts_with_its_vocabulary(run, tmp_path):
@@ -358,9 +405,8 @@ def test_ctrl_c_while_reading_data_or_in_the_final_evaluation_is_one_line(run, t
     workdir = str(tmp_path / "run")
     argv = ["finetune", "--config", RTE, "--workdir", workdir, *[f"--config.{a}" for a in run["args"]],
             "--config.optim.total_steps=4", "--config.checkpoint.every_steps=100"]
-    message = ("bert-jax finetune: interrupted (Ctrl-C). Files are written whole, so what was written is complete "
-               "and nothing else changed; run the same command again to go on (training resumes from its newest "
-               "checkpoint).")
+    message = ("bert-jax finetune: interrupted (Ctrl-C); checkpoints are written whole; run the same command again "
+               "to go on (training resumes from its newest checkpoint, and a finished one is evaluated again).")
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
