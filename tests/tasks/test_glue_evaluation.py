@@ -375,7 +375,7 @@ def test_convert_overwrite_onto_the_folder_of_the_runs_vocabulary_keeps_it(run, 
     workdir = _copy_run(run, "vocab_elsewhere")
     with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
         recorded = json.load(f)
-    recorded["resolved"]["data"]["vocab_file"] = str(model_dir / "vocab.txt")
+    recorded["resolved"]["data"]["vocab_file"] = recorded["data"]["vocab_file"] = str(model_dir / "vocab.txt")
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(recorded, f)
     assert convert_cli.main(["--from", "bert-jax", workdir, "--to-hf", str(model_dir), "--overwrite"]) == 0
