@@ -44,16 +44,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--configs", nargs="+", default=["small", "base"], choices=sorted(CONFIGS))
     parser.add_argument("--steps", type=int, default=0)
-    parser.add_argument("--peak-gflops", type=float, default=0.0, help="fp32 matmul peak for MFU (0 = measure)")
+    parser.add_argument("--peak-gflops", type=float, default=0.0, help="fp32 matmul peak for MFU in GFLOP/s (0 = measure as train_step.py does)")
     args = parser.parse_args(argv)
     peak = args.peak_gflops * 1e9
-    if not peak:
-        a = jnp.asarray(np.random.default_rng(0).standard_normal((4096, 4096)), jnp.float32)
-        f = jax.jit(lambda x, y: x @ y)
-        f(a, a).block_until_ready()
-        best = min((lambda t: (f(a, a).block_until_ready(), time.perf_counter() - t)[1])(time.perf_counter())
-                   for _ in range(5))
-        peak = 2 * 4096 ** 3 / best
+    if not peak:  # the same peak as train_step.py (plain jax, no bert_jax import)
+        from train_step import measure_matmul_peak
+        peak = measure_matmul_peak(args.configs)[0]
     for name in args.configs:
         hidden, layers, heads, inter, batch = CONFIGS[name]
         config = BertConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers,
