@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 from typing import Any
 
@@ -39,6 +40,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import SingleDeviceSharding
+
+from bert_jax.config import SHAPE_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -209,16 +212,20 @@ def verify_step(directory, step: int, cache: dict | None = None) -> StepCheck:
     return StepCheck(step, "verified", f"checksums of {len(files)} files ({total / 1e6:.1f} MB) verified")
 
 
+def saved_steps(directory: str) -> list[int]:
+    """The committed steps under a checkpoint ``directory``, oldest first ([] if it does not exist),
+    read from the folder names without opening a manager."""
+    if not os.path.isdir(directory):
+        return []
+    # Orbax names committed steps by their number; in-progress ones carry a temporary suffix.
+    return sorted(int(n) for n in os.listdir(directory) if n.isdigit() and os.path.isdir(os.path.join(directory, n)))
+
+
 def _directory_and_steps(manager_or_dir) -> tuple[str, list[int], dict | None]:
     if isinstance(manager_or_dir, ocp.CheckpointManager):
         return (str(manager_or_dir.directory), sorted(manager_or_dir.all_steps(read=True)),
                 getattr(manager_or_dir, "verified_cache", None))
-    directory = str(manager_or_dir)
-    if not os.path.isdir(directory):
-        return directory, [], None
-    # Orbax names committed steps by their number; in-progress ones carry a temporary suffix.
-    steps = sorted(int(n) for n in os.listdir(directory) if n.isdigit() and os.path.isdir(os.path.join(directory, n)))
-    return directory, steps, None
+    return str(manager_or_dir), saved_steps(str(manager_or_dir)), None
 
 
 def latest_intact_step(manager_or_dir, *, require_verified: bool = False) -> tuple[int | None, list[tuple[int, str]]]:
@@ -413,26 +420,46 @@ def read_meta(manager: ocp.CheckpointManager, step: int | None = None) -> dict |
         raise _read_error(manager, step, err) from err
 
 
-def check_compatible(meta: dict, params_abstract, directory: str, step: int) -> None:
-    """Refuse a checkpoint whose parameter shapes differ from the configured model."""
+def _scanned(names) -> bool:
+    """Whether parameter names are those of ``scan_layers=True``: layers stacked under
+    ``encoder/layer/``, where one by one they are ``encoder/layer/0/``, ``encoder/layer/1/`` ..."""
+    return any(re.search(r"/encoder/layer/(?!\d+/)", name) for name in names)
+
+
+def check_compatible(meta: dict, params_abstract, directory: str, step: int, model: dict | None = None) -> None:
+    """Refuse a checkpoint whose parameter shapes differ from the configured model.
+
+    ``model`` (the configured ``BertConfig.to_dict()``) lets the refusal name only the shape fields
+    that differ; when none do, the cause is the layer layout (``scan_layers``), which it names.
+    """
     saved = meta.get("param_shapes", {})
     want = param_shapes(params_abstract)
     diffs = [f"{k}: checkpoint {saved.get(k)} vs model {v}" for k, v in want.items()
              if saved.get(k) != v]
     diffs += [f"{k}: only in checkpoint" for k in saved if k not in want]
-    if diffs:
-        shown = "; ".join(diffs[:6]) + (f"; ... ({len(diffs)} in all)" if len(diffs) > 6 else "")
-        model = meta.get("model") or {}
-        fields = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                  "max_position_embeddings", "type_vocab_size", "vocab_size")
-        its = " ".join(f"--config.model.{k}={model[k]}" for k in fields if isinstance(model.get(k), int))
-        raise ValueError(
-            f"{directory} holds a checkpoint (step {step}) of a different model shape: {shown}. To resume or "
-            f"evaluate it, give the checkpoint's shape ({its or 'see the run config.json'}); to train "
-            "this shape instead, use a new --workdir.")
+    if not diffs:
+        return
+    theirs = meta.get("model") or {}
+    known = [k for k in SHAPE_FIELDS if isinstance(theirs.get(k), int)]
+    if model is not None:
+        differ = [k for k in known if theirs[k] != model.get(k)]
+        told = ", ".join(f"{k}={theirs[k]} (config: {model.get(k)})" for k in differ)
+    else:
+        differ, told = known, ""
+    flags = [f"--config.model.{k}={theirs[k]}" for k in differ]
+    if _scanned(saved) != _scanned(want):  # same fields, other parameter names
+        told = ", ".join(filter(None, [told, f"its layers are {'stacked' if _scanned(saved) else 'saved one by one'} "
+                                              f"(scan_layers={_scanned(saved)})"]))
+        flags.append(f"--config.scan_layers={_scanned(saved)}")
+    fix = " ".join(flags) or "see the run config.json"
+    shown = told or ("; ".join(diffs[:6]) + (f"; ... ({len(diffs)} in all)" if len(diffs) > 6 else ""))
+    raise ValueError(
+        f"{directory} holds a checkpoint (step {step}) of a different model shape: {shown}. To resume or "
+        f"evaluate it, give the checkpoint's shape ({fix}); to train this shape instead, use a new --workdir.")
 
 
-def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int | None = None):
+def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int | None = None,
+            model: dict | None = None):
     """Restore ``(state, loader_state, meta)`` onto ``shardings``, verifying the step first.
 
     Args:
@@ -440,6 +467,7 @@ def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int
       shardings: matching tree of target shardings (any mesh or device count).
       step: the step to restore; default the latest complete one (use
         ``latest_intact_step`` to pick one that is not corrupt).
+      model: the configured ``BertConfig.to_dict()``, so a shape refusal names what differs.
 
     Raises:
       CheckpointCorrupt: a file of the step is missing, truncated or changed since it was
@@ -452,7 +480,7 @@ def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {manager.directory}")
     meta = read_meta(manager, step)  # verifies the step
-    check_compatible(meta, abstract_state.params, str(manager.directory), step)
+    check_compatible(meta, abstract_state.params, str(manager.directory), step, model)
     target = jax.tree_util.tree_map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_state, shardings)
     try:

@@ -21,6 +21,9 @@ from typing import Any
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 CONFIG_NAME = "config.json"
+# The fields that fix parameter shapes: a checkpoint loads only into a model that agrees on all.
+SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                "intermediate_size", "max_position_embeddings", "type_vocab_size")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +79,7 @@ class BertConfig:
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raises ValueError naming the offending field and what to do."""
-        positive = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                    "intermediate_size", "max_position_embeddings", "type_vocab_size")
-        for name in positive:
+        for name in SHAPE_FIELDS:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"BertConfig.{name} must be a positive integer, got {value!r}.")

@@ -39,11 +39,11 @@ def _tokenizer(cfg):
 def _model_config(cfg, task_def, vocab_size_of_tokenizer: int, *, check_source: bool):
     """``BertConfig`` of the run: the vocabulary size comes from ``init_from`` (or, from scratch,
     the tokenizer), and the tokenizer may never produce an id the embedding lacks."""
-    from bert_jax.config import BertConfig
-    from bert_jax.warm_start import ARCHITECTURE_FIELDS, check_architecture, source_architecture
+    from bert_jax.config import SHAPE_FIELDS, BertConfig
+    from bert_jax.warm_start import check_architecture, source_architecture
     scratch = cfg.init_from == "scratch"
     fields = cfg.model.to_dict()
-    unset = [k for k in ARCHITECTURE_FIELDS if k != "vocab_size" and fields.get(k, 0) == -1]
+    unset = [k for k in SHAPE_FIELDS if k != "vocab_size" and fields.get(k, 0) == -1]
     if unset:
         if scratch:
             raise ValueError(f"init_from=scratch needs the model shape: set {', '.join(f'--config.model.{k}' for k in unset)}.")
@@ -267,7 +267,7 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
 
     check_workdir(workdir)
     ckpt_dir = os.path.join(workdir, "checkpoints")
-    has_ckpt = os.path.isdir(ckpt_dir) and any(n.isdigit() for n in os.listdir(ckpt_dir))
+    has_ckpt = bool(checkpointing.saved_steps(ckpt_dir))
     if has_ckpt:
         check_same_run(config, workdir, "evaluate")  # before anything is taken from that run
         config = ml_collections.ConfigDict(config.to_dict())
@@ -297,7 +297,8 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         if chosen not in manager.all_steps():
             raise checkpointing.missing_step(ckpt_dir, step, manager.all_steps())
         try:
-            state, _, _ = checkpointing.restore(manager, jax.eval_shape(lambda s: s, state), shardings, chosen)
+            state, _, _ = checkpointing.restore(manager, jax.eval_shape(lambda s: s, state), shardings, chosen,
+                                                 job.model_config.to_dict())
         except checkpointing.CheckpointError:
             raise  # damaged or unreadable: reported by the launcher, like the trainer's
         except ValueError as e:  # a checkpoint of another model shape

@@ -127,6 +127,7 @@ def main(argv: list[str]) -> int:
 
     from bert_jax.finetuning import run_finetuning
     from bert_jax.checkpointing import CheckpointError
+    from bert_jax.config import SHAPE_FIELDS
     from bert_jax.run_config import ConfigError, load_config
     from bert_jax.tasks.pretraining import pretraining_job
     from bert_jax.trainer import run_training
@@ -196,8 +197,7 @@ def main(argv: list[str]) -> int:
         print(f"[{4 if kind == 'pretrained' else 5}/5] fine-tuning the {kind} encoder on {task} -> {out}",
               flush=True)
         shape = [] if kind == "pretrained" else [
-            f"model.{k}={pre_cfg.model[k]}" for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                                      "intermediate_size", "max_position_embeddings", "type_vocab_size")
+            f"model.{k}={pre_cfg.model[k]}" for k in SHAPE_FIELDS if k != "vocab_size"
         ] + [f"data.vocab_file={vocab_file!r}"]
         try:
             cfg = load_config(str(_ROOT / task_config), [

@@ -221,7 +221,7 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     if latest is not None:
         meta = checkpointing.read_meta(manager, latest)
         try:
-            checkpointing.check_compatible(meta, abstract_params, workdir, latest)
+            checkpointing.check_compatible(meta, abstract_params, workdir, latest, model_cfg.to_dict())
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
@@ -240,7 +240,7 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     if latest is not None:
         abstract = jax.eval_shape(lambda s: s, state)
         # An unverified step that fails to read raises CheckpointError (nothing is moved).
-        state, loader_state, _ = checkpointing.restore(manager, abstract, shardings, latest)
+        state, loader_state, _ = checkpointing.restore(manager, abstract, shardings, latest, model_cfg.to_dict())
         if loader_state:
             try:
                 loader.restore(loader_state)
@@ -323,7 +323,7 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     except train.NonFiniteLoss as e:
         manager.wait_until_finished()
         moved = _quarantine(ckpt_dir, e.step) if jax.process_index() == 0 else []
-        kept = sorted(int(n) for n in os.listdir(ckpt_dir) if n.isdigit()) if os.path.isdir(ckpt_dir) else []
+        kept = checkpointing.saved_steps(ckpt_dir)
         note = (f" Checkpoint(s) of step(s) {', '.join(map(str, moved))} were written from parameters that "
                 f"produced it and were moved to {ckpt_dir.rstrip('/')}_nonfinite/." if moved else "")
         good = (f" The newest kept checkpoint is step {kept[-1]}." if kept else

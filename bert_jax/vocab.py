@@ -38,8 +38,10 @@ from bert_jax.tokenization.vocab_file import read_text_lines
 logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-# Written last, so a directory holding it is complete.
+# What `tokenizer train` writes, tokenizer_config.json last, so a directory holding it is complete.
 _FILES = ("vocab.txt", "tokenizer.json", "special_tokens_map.json", "tokenizer_config.json")
+# Every file a model directory's tokenizer loads from (other tools also write added_tokens.json).
+TOKENIZER_FILES = (*_FILES, "added_tokens.json")
 
 
 def iter_corpus_lines(files: Sequence[str], progress: bool = True, counts: dict | None = None,

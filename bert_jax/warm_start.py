@@ -18,13 +18,11 @@ import os
 
 import numpy as np
 
+from bert_jax.config import SHAPE_FIELDS
 from bert_jax.run_config import read_recorded, recorded_vocab_file
 
 log = logging.getLogger("bert_jax")
 
-# Fields that fix parameter shapes: init_from must agree with the config on all of them.
-ARCHITECTURE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                       "intermediate_size", "max_position_embeddings", "type_vocab_size")
 
 
 def source_kind(path: str) -> str:
@@ -66,7 +64,7 @@ def source_architecture(path: str) -> dict:
 def check_architecture(path: str, model_config) -> None:
     """ValueError naming every shape field where ``init_from`` and the config disagree."""
     have = source_architecture(path)
-    diffs = [(k, have.get(k), getattr(model_config, k)) for k in ARCHITECTURE_FIELDS
+    diffs = [(k, have.get(k), getattr(model_config, k)) for k in SHAPE_FIELDS
              if have.get(k) is not None and have.get(k) != getattr(model_config, k)]
     if diffs:
         told = ", ".join(f"{k}={a} (config: {b})" for k, a, b in diffs)

@@ -21,16 +21,16 @@ import logging
 import os
 import sys
 
+from bert_jax.vocab import TOKENIZER_FILES
+
 logger = logging.getLogger(__name__)
 
 # Files a conversion writes or that decide how a directory loads; --overwrite removes them all first,
 # so no stale weights of another layout stay behind to be loaded instead of the new ones.
 _MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "bert_jax_params.safetensors", "bert_config.json", "checkpoint")
-# The tokenizer a model directory loads with; copied with the model, and removed by --overwrite so
-# that another model's vocabulary never stays beside new weights.
-_TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                    "added_tokens.json")
+# The tokenizer a model directory loads with (vocab.TOKENIZER_FILES) is copied with the model, and
+# removed by --overwrite so that another model's vocabulary never stays beside new weights.
 _MODEL_PREFIXES = ("bert_model.ckpt.", "model-0")  # TF checkpoint files; sharded safetensors
 
 
@@ -80,7 +80,7 @@ def _remove_model_files(directory: str) -> None:
     if not os.path.isdir(directory):
         return
     for name in os.listdir(directory):
-        if name in _MODEL_FILES or name in _TOKENIZER_FILES or name.startswith(_MODEL_PREFIXES):
+        if name in _MODEL_FILES or name in TOKENIZER_FILES or name.startswith(_MODEL_PREFIXES):
             os.remove(os.path.join(directory, name))
 
 
@@ -107,7 +107,7 @@ def _tokenizer_files(source: str, is_run: bool) -> dict[str, bytes]:
         folder = os.path.dirname(vocab)  # tokenizer files made with it (bert-jax tokenizer train)
         if os.path.basename(vocab) != "vocab.txt" or not os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
             return files
-    for name in _TOKENIZER_FILES:
+    for name in TOKENIZER_FILES:
         if os.path.isfile(os.path.join(folder, name)):
             with open(os.path.join(folder, name), "rb") as f:
                 files[name] = f.read()

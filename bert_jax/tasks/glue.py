@@ -218,6 +218,7 @@ def submission_provenance(found: dict[str, str]) -> list[str]:
     """One line per gathered file naming its run and the checkpoint step its predictions came
     from -- with a warning when the run has a newer checkpoint, since test predictions are not
     redone when training goes on (a submission could hold an early step's answers unnoticed)."""
+    from bert_jax.checkpointing import saved_steps
     lines = []
     for name, source in sorted(found.items()):
         split_dir = os.path.dirname(source)
@@ -231,8 +232,7 @@ def submission_provenance(found: dict[str, str]) -> list[str]:
             lines.append(f"{name} <- {source}: step unknown ({results} is missing or unreadable)")
             continue
         ckpt = os.path.join(workdir, "checkpoints")
-        steps = [int(n) for n in os.listdir(ckpt) if n.isdigit()] if os.path.isdir(ckpt) else []
-        newest = max(steps, default=step)
+        newest = max(saved_steps(ckpt), default=step)
         if newest > step:
             lines.append(f"{name} <- {source}: step {step}, but {ckpt} has step {newest} since; to submit that "
                          f"one, run 'bert-jax evaluate --config <its config> --workdir {workdir} --split {split}' "

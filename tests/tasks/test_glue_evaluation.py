@@ -20,7 +20,7 @@ import pytest
 
 jax = pytest.importorskip("jax")
 
-from bert_jax import launch  # noqa: E402
+from bert_jax import checkpointing, launch  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RTE = os.path.join(ROOT, "configs", "glue", "rte.py")
@@ -230,10 +230,10 @@ def test_evaluating_with_another_model_shape_is_refused_in_one_line(run, capsys)
     assert launch.evaluate_main(args + ["--config.model.intermediate_size=128"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bert-jax evaluate: ") and "different model shape" in err[0]
-    assert "checkpoint [64] vs model [128]" in err[0], err
+    assert "shape: intermediate_size=64 (config: 128). " in err[0], err
     assert not os.path.exists(os.path.join(workdir, "eval"))
     advised = err[0].split("give the checkpoint's shape (")[1].split(")")[0].split()
-    assert "--config.model.intermediate_size=64" in advised, err
+    assert advised == ["--config.model.intermediate_size=64"], err  # only what differs
     assert launch.evaluate_main(args + ["--config.model.intermediate_size=128"] + advised) == 0  # as advised
     shutil.rmtree(os.path.join(workdir, "eval"))
     assert launch.evaluate_main(args + ["--step", "99"]) == 2  # a step the run does not have
@@ -434,4 +434,20 @@ def test_ctrl_c_while_reading_data_or_in_the_final_evaluation_is_one_line(run, t
     assert os.listdir(os.path.join(workdir, "checkpoints")) == ["4"]
     assert not os.path.exists(os.path.join(workdir, "eval", "dev_results.json"))
     assert cli.main(argv) == 0  # the advised rerun: nothing to train, the evaluation runs
+    assert _results(workdir)[0]["step"] == 4
+
+    # A preemption's SIGTERM in the final evaluation stops nothing that is half done: training is
+    # over and the last checkpoint is whole, so the evaluation finishes and writes its results.
+    shutil.rmtree(workdir)
+
+    def preempted(self, context, params, step, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+        return evaluate(self, context, params, step, **kwargs)
+    previous = signal.getsignal(signal.SIGTERM)
+    with monkeypatch.context() as m:
+        m.setattr(finetuning.SplitEvaluator, "__call__", preempted)
+        assert cli.main(argv) == 0
+    assert signal.getsignal(signal.SIGTERM) is previous  # the stop hook gave SIGTERM back
+    assert checkpointing.verify_step(os.path.join(workdir, "checkpoints"), 4).status == "verified"
     assert _results(workdir)[0]["step"] == 4

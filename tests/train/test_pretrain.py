@@ -284,9 +284,18 @@ def test_refuses_mesh_that_does_not_fit(shards, tmp_path):
 
 
 def test_refuses_checkpoint_of_another_model_shape(shards, tmp_path):
+    """The refusal names the fields that differ, or the layer layout (scan_layers: same fields,
+    other parameter names), and resuming with the flags it gives goes on from the checkpoint."""
     launch.run_pretraining(small(shards, "optim.total_steps=2", "checkpoint.every_steps=2"), str(tmp_path))
-    with pytest.raises(launch.ConfigError, match=r"different model shape.*new --workdir"):
+    with pytest.raises(launch.ConfigError, match=r"different model shape: hidden_size=32 \(config: 48\)\. .*"
+                       r"\(--config\.model\.hidden_size=32\); .*new --workdir"):
         launch.run_pretraining(small(shards, "optim.total_steps=4", "model.hidden_size=48"), str(tmp_path))
+    with pytest.raises(launch.ConfigError, match=r"its layers are saved one by one \(scan_layers=False\).*"
+                       r"\(--config\.scan_layers=False\)") as refused:
+        launch.run_pretraining(small(shards, "optim.total_steps=4", "scan_layers=True"), str(tmp_path))
+    advised = str(refused.value).split("give the checkpoint's shape (--config.")[1].split(")")[0]
+    out = launch.run_pretraining(small(shards, "optim.total_steps=4", "scan_layers=True", advised), str(tmp_path))
+    assert checkpointing.make_manager(str(tmp_path / "checkpoints")).latest_step() == 4, out
 
 
 def _cli_args(shards, workdir, *extra):
