@@ -41,7 +41,7 @@ class ConllSentence:
 
 
 def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None, *, label_column: int = -1,
-               num_columns: int | None = 4) -> list[ConllSentence]:
+               num_columns: int | None = 4, tokens_only_ok: bool = False) -> list[ConllSentence]:
     """Sentences of a CoNLL file.
 
     Args:
@@ -49,6 +49,8 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
       label_list: valid labels; a label outside it is an error (None: accept any).
       label_column: which column holds the label (default the last).
       num_columns: columns every token line must have (None: any number, but the same on every line).
+      tokens_only_ok: a file whose first token line has one column is read as tokens without tags
+        (every line one column; each sentence's ``labels`` is ``()``), for prediction.
 
     Returns:
       The sentences in file order.
@@ -58,11 +60,12 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
                                 "valid.txt) and test.txt.")
     valid = None if label_list is None else set(label_list)
     sentences, rows, first_line, document, expected = [], [], 0, -1, num_columns
+    tokens_only = False
 
     def flush():
         if rows:
-            sentences.append(ConllSentence(tuple(r[0] for r in rows), tuple(r[label_column] for r in rows),
-                                           tuple(rows), document, first_line))
+            labels = () if tokens_only else tuple(r[label_column] for r in rows)
+            sentences.append(ConllSentence(tuple(r[0] for r in rows), labels, tuple(rows), document, first_line))
             rows.clear()
 
     with open(path, encoding="utf-8") as handle:
@@ -75,15 +78,24 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
                 flush()
                 document += 1
                 continue
-            if expected is None:
+            first_token_line = not sentences and not rows
+            if first_token_line and tokens_only_ok and len(fields) == 1:
+                expected, tokens_only = 1, True
+            elif expected is None:
                 expected = len(fields)
-            if len(fields) != expected or len(fields) < 2:
+            if len(fields) != expected or (len(fields) < 2 and not tokens_only):
                 why = ("as on its first token line" if num_columns is None else
                        "data.num_columns; set --config.data.num_columns to the file's own count if every line "
                        "has it" if len(fields) >= 2 else "data.num_columns")
+                if tokens_only:
+                    why = "as on its first token line: a file of tokens without tags"
+                elif first_token_line and len(fields) == 1:  # tokens without tags
+                    why = ("a file of tokens without tags is read only as the test split, to predict: "
+                           "bert-jax predict --split test with it as test.txt in data.data_dir; to train or "
+                           "evaluate, each line needs its tag")
                 raise ValueError(f"{path}:{number}: {len(fields)} columns, expected {expected} ({why}; token ... "
                                  "label, space-separated; a token may not contain spaces).")
-            if valid is not None and fields[label_column] not in valid:
+            if not tokens_only and valid is not None and fields[label_column] not in valid:
                 raise ValueError(f"{path}:{number}: label {fields[label_column]!r} (column {label_column}) is not "
                                  f"in the label list {sorted(valid)}; add it to the list or fix the file.")
             if not rows:
@@ -161,13 +173,15 @@ def encode_conll(sentences: list[ConllSentence], tokenizer, label_list, max_seq_
             k = unknown[0]  # a sentence's tokens are on consecutive lines
             raise ValueError(f"line {sentence.line + k}: label {sentence.labels[k]!r} is not in label_list "
                              f"{list(label_list)}; pass the labels of the training file (label_list_of).")
-        ids = [label_to_id[lab] for lab in sentence.labels]
+        # a sentence without tags (to predict) has no targets
+        ids = [label_to_id[lab] for lab in sentence.labels] or [IGNORE_INDEX] * len(sentence.words)
         for start, end in windows(pieces, budget, stride):
             tokens, labels, words, first = [tokenizer.cls_token_id], [IGNORE_INDEX], [-1], [False]
             for w in range(start, end):
                 for j, piece in enumerate(pieces[w][:budget]):
                     tokens.append(piece)
-                    labels.append(ids[w] if j == 0 else b_to_i[ids[w]] if label_all_tokens else IGNORE_INDEX)
+                    labels.append(ids[w] if j == 0 else b_to_i.get(ids[w], IGNORE_INDEX) if label_all_tokens
+                                  else IGNORE_INDEX)
                     words.append(w)
                     first.append(j == 0)
             tokens.append(tokenizer.sep_token_id)

@@ -130,7 +130,8 @@ class Conll2003(registry.FinetuneTask):
             return sentences, f"{cfg.data.hub_name}:{split}"
         path = self._path(cfg, split)
         return conll_data.read_conll(path, labels, label_column=int(cfg.data.label_column),
-                                     num_columns=int(cfg.data.num_columns) or None), path
+                                     num_columns=int(cfg.data.num_columns) or None,
+                                     tokens_only_ok=split == "test"), path
 
     def load_split(self, cfg, split, tokenizer):
         sentences, source = self._sentences(cfg, split)
@@ -145,7 +146,8 @@ class Conll2003(registry.FinetuneTask):
                 "num_words": int(sum(len(s.words) for s in sentences)),
                 "sentences_in_several_windows": int(np.sum(np.bincount(alignment["example_index"]) > 1)),
                 "label_counts": {lab: int(counts[lab]) for lab in cfg.data.labels}}
-        return NerSplit(split, arrays, examples=sentences, info=info, alignment=alignment, source=source)
+        return NerSplit(split, arrays, examples=sentences, info=info, alignment=alignment, source=source,
+                        has_labels=all(s.labels for s in sentences))  # a test file of tokens only has none
 
     def predicted_tags(self, cfg, split: NerSplit, logits: np.ndarray) -> list[list[str]]:
         """``logits [windows, len, labels]`` -> one tag per word per sentence."""
@@ -166,7 +168,7 @@ class Conll2003(registry.FinetuneTask):
 
     def postprocess(self, cfg, split, outputs):
         predicted = self.predicted_tags(cfg, split, outputs["logits"])
-        return predicted, self.scores(cfg, split.examples, predicted)
+        return predicted, self.scores(cfg, split.examples, predicted) if split.has_labels else {}
 
     def baselines(self, cfg, split):
         """``lookup_f1``: each word gets the most frequent training tag of its (lower-cased when
@@ -187,7 +189,8 @@ class Conll2003(registry.FinetuneTask):
 
     def write_predictions(self, cfg, split, predictions, directory):
         """``predictions.txt``: the split's rows with the predicted tag appended (``token ... gold
-        predicted``); ``conll_data.read_conll(path, num_columns=None)`` reads it back."""
+        predicted``, or ``token predicted`` for a file of tokens only);
+        ``conll_data.read_conll(path, num_columns=None)`` reads it back."""
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, "predictions.txt")
         conll_data.write_conll(path + ".tmp", split.examples, predictions, keep_gold=True)

@@ -125,7 +125,7 @@ class SquadTask(registry.FinetuneTask):
                              f"file){hub}.")
         if not os.path.isfile(path):
             raise ValueError(f"data.{key}={path!r}: no such file; pass the path of a SQuAD JSON file.")
-        data = squad_data.read_squad_file(path, allow_skips=allow, require_answers=split != "test")
+        data = squad_data.read_squad_file(path, allow_skips=allow, require_answers=split != "test", config_key=key)
         # A file to predict on (no answers at all) reads as all-unanswerable: no version to check.
         if not self.version_2 and data.version == "2.0" and any(e.answers for e in data.examples):
             impossible = next(e.qid for e in data.examples if e.is_impossible)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -61,15 +62,19 @@ class SquadData:
         return "2.0" if any(e.is_impossible for e in self.examples) else "1.1"
 
 
-def read_squad_file(path: str, allow_skips: bool = False, require_answers: bool = True) -> SquadData:
-    """Reads a SQuAD v1.1 / v2.0 JSON file (see ``parse_squad``)."""
+def read_squad_file(path: str, allow_skips: bool = False, require_answers: bool = True,
+                    config_key: str = "") -> SquadData:
+    """Reads a SQuAD v1.1 / v2.0 JSON file (see ``parse_squad``); ``config_key`` (``"train_file"``
+    ...) is the config field that named it, for the advice of a refusal."""
     try:  # utf-8-sig: a byte-order mark (as some Windows editors save) is not an error
         with open(path, encoding="utf-8-sig") as f:
             text = f.read()
     except UnicodeDecodeError as error:
+        fixed = shlex.quote(f"{path}.utf8")
+        then = f", then pass --config.data.{config_key}={fixed}" if config_key else ""
         raise ValueError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); SQuAD files are UTF-8 "
-                         f"JSON: convert it, e.g. iconv -f UTF-16 -t UTF-8 {path} > {path}.utf8 "
-                         "(with its own encoding after -f).") from None
+                         f"JSON: convert it, e.g. iconv -f UTF-16 -t UTF-8 {shlex.quote(path)} > {fixed} "
+                         f"(with its own encoding after -f){then}.") from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as error:

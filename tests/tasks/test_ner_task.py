@@ -97,6 +97,42 @@ def test_evaluate_the_test_split_from_the_checkpoint(trained, vocab, capsys):
     assert sum(len(s.words) for s in written) == 5065  # every test word once (README: 5065 tokens)
 
 
+def test_predict_reads_a_test_file_of_tokens_without_tags(trained, vocab, tmp_path, capsys):
+    """New text to tag has no gold column: a test.txt of one token per line was refused ("1 columns,
+    expected 4"), and setting data.num_columns=1 as advised was refused again. It is predicted: each
+    word gets the tag the same checkpoint gives it in the tagged file, and no metric is reported."""
+    import shutil
+    rows = [line.split() for line in open(os.path.join(DATA, "test.txt"), encoding="utf-8")]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "test.txt").write_text("".join(
+        (r[0] if r and r[0] != "-DOCSTART-" else " ".join(r)) + "\n" for r in rows), encoding="utf-8")
+    tags = {}
+    for name, data in (("tagged", DATA), ("plain", str(plain))):
+        workdir = str(tmp_path / f"run_{name}")
+        shutil.copytree(trained["workdir"], workdir, ignore=shutil.ignore_patterns("eval"))
+        code = cli.main(["predict", "--config", CONFIG, "--workdir", workdir, "--split", "test",
+                         f"--config.data.data_dir={data}", "--config.init_from='scratch'",
+                         f"--config.data.vocab_file={vocab!r}", *[f"--config.{o}" for o in TINY]])
+        assert code == 0, capsys.readouterr().err
+        written = conll_data.read_conll(os.path.join(workdir, "eval", "test", "predictions.txt"), num_columns=None)
+        tags[name] = [s.labels for s in written]
+        results = json.load(open(os.path.join(workdir, "eval", "test_results.json")))
+        assert results["num_examples"] == 252
+        assert ("f1" in results) == (name == "tagged"), results
+    assert tags["plain"] == tags["tagged"]  # the predicted column, word for word
+    assert sum(map(len, tags["plain"])) == 5065
+    # a training file without tags is refused with advice that names what works
+    (plain / "train.txt").write_text((plain / "test.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    workdir = tmp_path / "untagged_train"
+    code = cli.main(["finetune", "--config", CONFIG, "--workdir", str(workdir), "--config.init_from=scratch",
+                     f"--config.data.vocab_file={vocab}", f"--config.data.data_dir={plain}",
+                     *[f"--config.{o}" for o in TINY]])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{plain}/train.txt:" in err and "predict --split test" in err, err
+    assert not workdir.exists()
+
+
 def test_gold_logits_merge_back_to_the_gold_tags_across_windows(vocab):
     """With one-hot gold logits at every labelled piece, postprocess returns the gold tags for every
     word -- including sentences cut into overlapping windows -- and F1 1.0; label_all_tokens too."""

@@ -335,7 +335,10 @@ def test_malformed_json_and_missing_file_are_errors(vocab, tmp_path, capsys):
     wide.write_text(text, encoding="utf-16")
     assert cli.main(cli_args("finetune", vocab, tmp_path / "run", train=str(wide))) == 2
     err = capsys.readouterr().err
-    assert f"{wide}: not UTF-8 text" in err and "iconv -f UTF-16 -t UTF-8" in err
+    assert f"{wide}: not UTF-8 text" in err and f"then pass --config.data.train_file={wide}.utf8." in err, err
+    subprocess.run(err.split("e.g. ")[1].split(" (with its own")[0], shell=True, check=True)  # as advised
+    converted = squad_data.read_squad_file(f"{wide}.utf8")
+    assert converted.examples == squad_data.read_squad_file(data_file("train", "1.1")).examples
     fixed = subprocess.run(["iconv", "-f", "UTF-16", "-t", "UTF-8", str(wide)], capture_output=True, check=True)
     bom = tmp_path / "bom.json"
     bom.write_bytes(b"\xef\xbb\xbf" + fixed.stdout)
