@@ -1,7 +1,26 @@
-"""Fixtures shared across test areas: tiny model configs and a padded batch (modeling, convert)."""
+"""Fixtures shared across test areas: tiny model configs and a padded batch (modeling, convert);
+one XLA compilation cache for the whole session."""
+
+import atexit
+import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
+
+# Many tests build the same tiny programs (a train step, an eval step of one shape): with one
+# compilation cache for the session they compile once (measured: the GLUE-evaluation and
+# fine-tuning tests in 138 s instead of 209 s). Set through the environment before anything
+# imports jax, so the subprocesses tests start (the CLI, several hosts) share it too. A new folder
+# per session: a run never loads code compiled by another checkout. Tests of the cache itself
+# turn it off (tests/train/test_compile_cache.py).
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="bert-jax-tests-xla-")
+    # removed by this process only (a forked child inherits the registration)
+    atexit.register(lambda pid=os.getpid(): os.getpid() == pid and shutil.rmtree(_CACHE, True))
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # tiny programs compile in < 1 s
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64)

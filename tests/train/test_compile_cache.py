@@ -16,6 +16,19 @@ from bert_jax import compile_cache, launch  # noqa: E402
 from train_helpers import TINY  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _without_the_session_cache():
+    """These tests check when a cache is used: the one tests/conftest.py sets for the session is
+    off while they run."""
+    from jax.experimental.compilation_cache import compilation_cache as jax_cache
+    before = jax.config.jax_compilation_cache_dir
+    jax_cache.set_cache_dir(None)
+    jax_cache.reset_cache()
+    yield
+    jax_cache.set_cache_dir(before)
+    jax_cache.reset_cache()
+
+
 def _config(shards, cache, *extra):
     return launch.load_config(TINY, [f"data.train_dir={shards!r}", "model.hidden_size=32",
                                      "model.intermediate_size=64", "global_batch_size=8", "optim.total_steps=3",
