@@ -153,6 +153,12 @@ class SquadTask(registry.FinetuneTask):
         from bert_jax.tasks import squad_data
         if self.version_2:
             self._threshold(cfg)  # a bad threshold file is refused before any compute
+        else:  # v1.1 has no unanswerable questions: a threshold given to it was meant for a v2.0 run
+            for key, unset in (("null_threshold_file", ""), ("null_score_diff_threshold", 0.0)):
+                if cfg.data[key] != unset:
+                    raise ValueError(f"data.{key}={cfg.data[key]!r} applies to SQuAD v2.0 (task squad_v2, "
+                                     f"configs/squad/v2.py); task {self.name!r} is v1.1, where every question has "
+                                     f"an answer, so it would be ignored: leave it out, or run the v2.0 config.")
         data = self._read(cfg, split)
         examples = data.examples
         skipped = dict(data.skipped)

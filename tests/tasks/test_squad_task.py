@@ -200,7 +200,11 @@ def test_v1_task_refuses_v2_data_and_bad_threshold_file(vocab, tmp_path, capsys)
                              f"data.null_threshold_file={str(tmp_path / 'none.json')!r}"))
     assert code == 2
     assert "data.null_threshold_file=" in capsys.readouterr().err
-    assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "b")
+    # a v2.0 threshold given to the v1.1 task was ignored without a word
+    code = cli.main(cli_args("finetune", vocab, tmp_path / "c", "1.1", "data.null_score_diff_threshold=-1.5"))
+    assert code == 2
+    assert "data.null_score_diff_threshold=-1.5 applies to SQuAD v2.0" in capsys.readouterr().err
+    assert not any(os.path.exists(tmp_path / d) for d in "abc")
 
 
 @pytest.mark.parametrize("version", ["1.1", "2.0"])
