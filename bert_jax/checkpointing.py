@@ -430,15 +430,15 @@ def check_compatible(meta: dict, params_abstract, directory: str, step: int, mod
     """Refuse a checkpoint whose parameter shapes differ from the configured model.
 
     ``model`` (the configured ``BertConfig.to_dict()``) lets the refusal name only the shape fields
-    that differ; when none do, the cause is the layer layout (``scan_layers``), which it names.
+    that differ -- and catches ``num_attention_heads``, which changes no parameter's shape (the
+    heads are a reshape of ``[hidden, hidden]`` kernels) but is another model; when no field
+    differs, the cause is the layer layout (``scan_layers``), which it names.
     """
     saved = meta.get("param_shapes", {})
     want = param_shapes(params_abstract)
     diffs = [f"{k}: checkpoint {saved.get(k)} vs model {v}" for k, v in want.items()
              if saved.get(k) != v]
     diffs += [f"{k}: only in checkpoint" for k in saved if k not in want]
-    if not diffs:
-        return
     theirs = meta.get("model") or {}
     known = [k for k in SHAPE_FIELDS if isinstance(theirs.get(k), int)]
     if model is not None:
@@ -446,6 +446,8 @@ def check_compatible(meta: dict, params_abstract, directory: str, step: int, mod
         told = ", ".join(f"{k}={theirs[k]} (config: {model.get(k)})" for k in differ)
     else:
         differ, told = known, ""
+    if not diffs and not (model is not None and differ):
+        return
     flags = [f"--config.model.{k}={theirs[k]}" for k in differ]
     if _scanned(saved) != _scanned(want):  # same fields, other parameter names
         told = ", ".join(filter(None, [told, f"its layers are {'stacked' if _scanned(saved) else 'saved one by one'} "

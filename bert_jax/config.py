@@ -21,7 +21,8 @@ from typing import Any
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
 PROBLEM_TYPES = (None, "regression", "single_label_classification", "multi_label_classification")
 CONFIG_NAME = "config.json"
-# The fields that fix parameter shapes: a checkpoint loads only into a model that agrees on all.
+# The fields that fix the model's shape (all but num_attention_heads fix parameter shapes): a
+# checkpoint loads only into a model that agrees on all of them.
 SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                 "intermediate_size", "max_position_embeddings", "type_vocab_size")
 

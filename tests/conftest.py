@@ -19,8 +19,14 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _CACHE = tempfile.mkdtemp(prefix="bert-jax-tests-xla-")
     # removed by this process only (a forked child inherits the registration)
     atexit.register(lambda pid=os.getpid(): os.getpid() == pid and shutil.rmtree(_CACHE, True))
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["BERT_JAX_TESTS_XLA_CACHE"] = _CACHE
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # tiny programs compile in < 1 s
+if os.environ.get("PYTEST_XDIST_WORKER") and \
+        os.environ.get("JAX_COMPILATION_CACHE_DIR") == os.environ.get("BERT_JAX_TESTS_XLA_CACHE"):
+    # pytest-xdist workers inherit the session's folder: JAX writes entries without a lock, so
+    # each worker keeps its own (a half-written entry read by another would print a warning)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(os.environ["BERT_JAX_TESTS_XLA_CACHE"],
+                                                           os.environ["PYTEST_XDIST_WORKER"])
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64)

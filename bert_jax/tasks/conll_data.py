@@ -60,7 +60,7 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
                                 "valid.txt) and test.txt.")
     valid = None if label_list is None else set(label_list)
     sentences, rows, first_line, document, expected = [], [], 0, -1, num_columns
-    tokens_only = False
+    tokens_only = 0  # the number of the first token line, when it made the file one of tokens only
 
     def flush():
         if rows:
@@ -80,7 +80,7 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
                 continue
             first_token_line = not sentences and not rows
             if first_token_line and tokens_only_ok and len(fields) == 1:
-                expected, tokens_only = 1, True
+                expected, tokens_only = 1, number
             elif expected is None:
                 expected = len(fields)
             if len(fields) != expected or (len(fields) < 2 and not tokens_only):
@@ -88,8 +88,10 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
                        "data.num_columns; set --config.data.num_columns to the file's own count if every line "
                        "has it" if len(fields) >= 2 else "data.num_columns")
                 if tokens_only:
-                    why = "as on its first token line: a file of tokens without tags"
-                elif first_token_line and len(fields) == 1:  # tokens without tags
+                    raise ValueError(f"{path}:{number}: {len(fields)} columns, but line {tokens_only} has one, so the "
+                                     "file was read as tokens without tags: tag every token line (token ... label) "
+                                     "or none.")
+                if first_token_line and len(fields) == 1:  # tokens without tags
                     why = ("a file of tokens without tags is read only as the test split, to predict: "
                            "bert-jax predict --split test with it as test.txt in data.data_dir; to train or "
                            "evaluate, each line needs its tag")

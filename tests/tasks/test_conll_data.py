@@ -127,6 +127,19 @@ def test_errors_point_at_the_line(tmp_path):
         read_conll(str(tmp_path / "c.txt"))
     # Another label column: the first column after the token (here the placeholder POS).
     assert read_conll(os.path.join(CONLL, "dev.txt"), label_column=1)[0].labels[0] == "-X-"
+    # A test file of tokens without tags reads as such; a tagged line later in it names both lines
+    tokens = [line.split()[0] if line.strip() else "" for line in lines]
+    (tmp_path / "tokens.txt").write_text("\n".join(tokens) + "\n")
+    plain = read_conll(str(tmp_path / "tokens.txt"), LABELS, tokens_only_ok=True)
+    assert [s.words for s in plain] == [s.words for s in read_conll(os.path.join(CONLL, "dev.txt"), LABELS)]
+    assert all(s.labels == () for s in plain)
+    first = next(i for i, t in enumerate(tokens) if t and t != "-DOCSTART-")
+    later = next(i for i, t in enumerate(tokens) if i > first + 1 and t and t != "-DOCSTART-")
+    tokens[later] = lines[later]
+    (tmp_path / "mixed.txt").write_text("\n".join(tokens) + "\n")
+    with pytest.raises(ValueError, match=rf"mixed.txt:{later + 1}: 4 columns, but line {first + 1} has one, so the "
+                                         "file was read as tokens without tags"):
+        read_conll(str(tmp_path / "mixed.txt"), LABELS, tokens_only_ok=True)
 
 
 def test_unknown_label_when_encoding(tokenizer, sentences):

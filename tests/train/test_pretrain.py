@@ -284,12 +284,17 @@ def test_refuses_mesh_that_does_not_fit(shards, tmp_path):
 
 
 def test_refuses_checkpoint_of_another_model_shape(shards, tmp_path):
-    """The refusal names the fields that differ, or the layer layout (scan_layers: same fields,
-    other parameter names), and resuming with the flags it gives goes on from the checkpoint."""
+    """The refusal names the fields that differ (the head count too, though no parameter shape
+    shows it), or the layer layout (scan_layers: same fields, other parameter names), and resuming
+    with the flags it gives goes on from the checkpoint."""
     launch.run_pretraining(small(shards, "optim.total_steps=2", "checkpoint.every_steps=2"), str(tmp_path))
     with pytest.raises(launch.ConfigError, match=r"different model shape: hidden_size=32 \(config: 48\)\. .*"
                        r"\(--config\.model\.hidden_size=32\); .*new --workdir"):
         launch.run_pretraining(small(shards, "optim.total_steps=4", "model.hidden_size=48"), str(tmp_path))
+    # the head count changes no parameter's shape: it restored and trained another model, silently
+    with pytest.raises(launch.ConfigError, match=r"num_attention_heads=4 \(config: 2\)\. .*"
+                       r"\(--config\.model\.num_attention_heads=4\)"):
+        launch.run_pretraining(small(shards, "optim.total_steps=4", "model.num_attention_heads=2"), str(tmp_path))
     with pytest.raises(launch.ConfigError, match=r"its layers are saved one by one \(scan_layers=False\).*"
                        r"\(--config\.scan_layers=False\)") as refused:
         launch.run_pretraining(small(shards, "optim.total_steps=4", "scan_layers=True"), str(tmp_path))
