@@ -47,6 +47,26 @@ class Accumulator:
         self._sums, self.count = {}, 0
 
 
+def _summary_writer_class():
+    """``tensorboardX.SummaryWriter``, imported without importing PyTorch.
+
+    tensorboardX imports torch whenever it is installed (about 1 s, in every run of a Hugging Face
+    environment) only to accept torch tensors; this writer is given Python floats. While
+    ``sys.modules["torch"]`` is None, ``import torch`` raises ImportError, which tensorboardX
+    expects; the entry is removed again, so a later ``import torch`` works as usual.
+    """
+    if "torch" in sys.modules:  # already paid for (or already blocked by someone else)
+        from tensorboardX import SummaryWriter
+        return SummaryWriter
+    sys.modules["torch"] = None
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return SummaryWriter
+
+
 def _jsonable(v: Any) -> Any:
     v = float(v)
     return v if math.isfinite(v) else str(v)
@@ -73,8 +93,7 @@ class MetricWriter:
         os.makedirs(workdir, exist_ok=True)
         self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
         try:
-            from tensorboardX import SummaryWriter
-            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            self._tb = _summary_writer_class()(os.path.join(workdir, "tensorboard"))
         except ImportError:  # tensorboardX is a dependency; keep jsonl/console if absent
             log.warning("tensorboardX is not installed; TensorBoard summaries are disabled.")
         if progress:

@@ -82,3 +82,30 @@ def test_the_log_line_of_a_finetuning_evaluation_names_its_metrics(tmp_path, cap
     writer.close()
     assert [r.getMessage() for r in caplog.records] == ["eval step 4: accuracy=0.625, f1=0.5",
                                                         "train step 4: loss=1.25"]
+
+
+def test_the_tensorboard_writer_does_not_import_torch(tmp_path):
+    """tensorboardX imports PyTorch whenever it is installed (about 1 s of every run's start-up in
+    a Hugging Face environment) although the writer only gets floats. The scalars still reach the
+    event file, and a later ``import torch`` still works."""
+    import subprocess
+    import sys
+    pytest.importorskip("torch")
+    code = (
+        "import glob, sys\n"
+        "from bert_jax.metrics import MetricWriter\n"
+        f"w = MetricWriter({str(tmp_path)!r}, 4, enabled=True, progress=False)\n"
+        "w.write(3, {'loss': 1.25}); w.close()\n"
+        "print('torch' in sys.modules)\n"
+        "from tensorboardX.proto import event_pb2\n"  # records: length, crc, Event, crc
+        "import struct\n"
+        "data = open(glob.glob(sys.argv[1] + '/tensorboard/events.*')[0], 'rb').read()\n"
+        "pos, values = 0, []\n"
+        "while pos < len(data):\n"
+        "    n, = struct.unpack('<Q', data[pos:pos + 8]); e = event_pb2.Event()\n"
+        "    e.ParseFromString(data[pos + 12:pos + 12 + n]); pos += 16 + n\n"
+        "    values += [(e.step, v.tag, v.simple_value) for v in e.summary.value]\n"
+        "print(values)\n"
+        "import torch; print(torch.tensor([2.0]).item())\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["False", "[(3, 'train/loss', 1.25)]", "2.0"], out.stderr
