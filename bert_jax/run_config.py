@@ -275,9 +275,11 @@ def check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def read_recorded(workdir: str) -> dict:
+def read_recorded(workdir: str, *, or_else: str = "") -> dict:
     """``workdir/config.json``, the resolved config its run recorded when it started.
 
+    Args:
+      or_else: advice for the caller's own command, after "restore it from a copy, or".
     Raises:
       FileNotFoundError: there is none.
       ValueError: it is not a run config; the message names the file (and line) and what to do.
@@ -294,9 +296,8 @@ def read_recorded(workdir: str) -> dict:
         return run
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AttributeError) as e:
         where = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
-        raise ValueError(f"{file}{where}: not a bert-jax run config ({getattr(e, 'msg', e)}); restore it from a copy, "
-                         f"or read the model from the checkpoint itself: --config.init_from={os.path.join(workdir, 'checkpoints')} "
-                         "with --config.data.vocab_file=<the vocab.txt it was pretrained with>.") from None
+        raise ValueError(f"{file}{where}: not a bert-jax run config ({getattr(e, 'msg', e)}); restore it from a copy"
+                         f"{', or ' + or_else if or_else else ''}.") from None
 
 
 def recorded_shape_problem(run) -> str | None:
@@ -314,15 +315,15 @@ def recorded_shape_problem(run) -> str | None:
     return None
 
 
-def recorded_vocab_file(workdir: str) -> str | None:
+def recorded_vocab_file(workdir: str, *, or_else: str = "") -> str | None:
     """The vocabulary the run in ``workdir`` was trained with, if it still exists: a ``vocab.txt``
     put beside it, else the one its fine-tuning resolved, else the pretraining shards' copy, else
     ``data.vocab_file``.
 
     Raises:
-      FileNotFoundError, ValueError: as ``read_recorded``.
+      FileNotFoundError, ValueError: as ``read_recorded`` (``or_else`` as there).
     """
-    run = read_recorded(workdir)
+    run = read_recorded(workdir, or_else=or_else)
     data, resolved = run.get("data") or {}, (run.get("resolved") or {}).get("data") or {}
     train_dir = data.get("train_dir") or ""
     for candidate in (os.path.join(workdir, "vocab.txt"), resolved.get("vocab_file"),

@@ -45,13 +45,19 @@ def source_kind(path: str) -> str:
                      "config.json and no checkpoint steps; point it at a pretraining workdir or a model directory.")
 
 
+def _checkpoint_itself(workdir: str) -> str:
+    """Advice for an ``init_from`` run whose config.json is damaged: its checkpoints hold the model."""
+    return (f"read the model from the checkpoint itself: --config.init_from={os.path.join(workdir, 'checkpoints')} "
+            "with --config.data.vocab_file=<the vocab.txt it was pretrained with>")
+
+
 def source_architecture(path: str) -> dict:
     """The model fields (``BertConfig`` names) of the checkpoint at ``path``, read without its weights."""
     from bert_jax import checkpointing
     from bert_jax.config import BertConfig
     kind = source_kind(path)
     if kind == "workdir":
-        run = read_recorded(path)
+        run = read_recorded(path, or_else=_checkpoint_itself(path))
         resolved = run.get("resolved", {})
         # a fine-tuning run's own "model" section may hold -1 ("the shape of its init_from")
         return {**run["model"], **resolved.get("model", {}),
@@ -141,7 +147,8 @@ def resolve_vocab_file(vocab_file: str, init_from: str) -> str:
     if init_from and init_from != "scratch":
         source_kind(init_from)  # a missing or unusable path is named as such, before the vocabulary
         if os.path.isdir(os.path.join(init_from, "checkpoints")) and os.path.isfile(os.path.join(init_from, "config.json")):
-            found = recorded_vocab_file(init_from)  # a run: the vocabulary it was trained with
+            # a run: the vocabulary it was trained with
+            found = recorded_vocab_file(init_from, or_else=_checkpoint_itself(init_from))
         else:
             found = os.path.join(init_from, "vocab.txt")
         if found and os.path.isfile(found):

@@ -95,7 +95,7 @@ def _tokenizer_files(source: str, is_run: bool) -> dict[str, bytes]:
         try:
             vocab = recorded_vocab_file(source)
         except (OSError, ValueError) as e:
-            vocab, why = None, f"its config.json could not be read: {e}"
+            vocab, why = None, f"its config.json could not be read: {str(e).rstrip('.')}"
         else:
             why = "its config.json names none that still exists"
         if vocab is None:

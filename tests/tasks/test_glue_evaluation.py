@@ -395,6 +395,26 @@ def test_a_finetuning_run_converts_with_its_vocabulary(run, tmp_path):
     assert len(BertTokenizerFast.from_pretrained(out).get_vocab()) == 1000
 
 
+def test_converting_a_run_whose_config_json_is_damaged_warns_with_advice_for_convert(run, tmp_path, caplog):
+    """The warning for a run's unreadable config.json advised ``--config.init_from=...``, a flag
+    that ``bert-jax convert`` does not take; it keeps to what works there."""
+    import logging
+    import shutil
+    from bert_jax.convert import cli as convert_cli
+    workdir = tmp_path / "run"
+    shutil.copytree(run["workdir"], workdir)
+    (workdir / "config.json").write_text('{"model": ', encoding="utf-8")
+    out = tmp_path / "hf"
+    with caplog.at_level(logging.WARNING):
+        assert convert_cli.main(["--from", "bert-jax", str(workdir), "--to-hf", str(out)]) == 0
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("bert_jax")]
+    assert "config.json:1: not a bert-jax run config" in warning and "restore it from a copy)" in warning
+    assert "--config" not in warning and "copy the vocab.txt it was trained with into the output" in warning
+    shutil.copy(run["root"] / "vocab.txt", out / "vocab.txt")  # the advice, followed
+    from bert_jax.tokenization import BertTokenizerFast
+    assert len(BertTokenizerFast.from_pretrained(str(out)).get_vocab()) == 1000
+
+
 def test_ctrl_c_while_reading_data_or_in_the_final_evaluation_is_one_line(run, tmp_path, capsys, monkeypatch):
     """Ctrl-C outside the training steps: while the data was read it was a traceback; in the final
     evaluation the first Ctrl-C was ignored (the run finished with exit 0) and a second one was a
