@@ -461,7 +461,7 @@ def check_compatible(meta: dict, params_abstract, directory: str, step: int, mod
 
 
 def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int | None = None,
-            model: dict | None = None):
+            model: dict | None = None, meta: dict | None = None):
     """Restore ``(state, loader_state, meta)`` onto ``shardings``, verifying the step first.
 
     Args:
@@ -470,6 +470,8 @@ def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int
       step: the step to restore; default the latest complete one (use
         ``latest_intact_step`` to pick one that is not corrupt).
       model: the configured ``BertConfig.to_dict()``, so a shape refusal names what differs.
+      meta: the step's ``meta`` item when the caller has read it with ``read_meta`` (which verified
+        the step) and checked it with ``check_compatible``; neither is done again.
 
     Raises:
       CheckpointCorrupt: a file of the step is missing, truncated or changed since it was
@@ -481,8 +483,9 @@ def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {manager.directory}")
-    meta = read_meta(manager, step)  # verifies the step
-    check_compatible(meta, abstract_state.params, str(manager.directory), step, model)
+    if meta is None:
+        meta = read_meta(manager, step)  # verifies the step
+        check_compatible(meta, abstract_state.params, str(manager.directory), step, model)
     target = jax.tree_util.tree_map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract_state, shardings)
     try:

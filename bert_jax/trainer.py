@@ -240,7 +240,7 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     if latest is not None:
         abstract = jax.eval_shape(lambda s: s, state)
         # An unverified step that fails to read raises CheckpointError (nothing is moved).
-        state, loader_state, _ = checkpointing.restore(manager, abstract, shardings, latest, model_cfg.to_dict())
+        state, loader_state, _ = checkpointing.restore(manager, abstract, shardings, latest, meta=meta)
         if loader_state:
             try:
                 loader.restore(loader_state)

@@ -136,6 +136,8 @@ def test_unverified_step_that_fails_to_read_is_refused_with_advice_that_works(sh
     res = cli(["pretrain", *args, "--config.optim.total_steps=6"])
     assert res.returncode == 0, res.stderr[-3000:]
     assert [r["step"] for r in rows(run) if "train/loss" in r] == [1, 2, 3, 4, 5, 6]  # resumed from 2
+    # the resumed step's check is reported once (it was read and checked twice, and said so twice)
+    assert res.stderr.count(f"checkpoint step 2 in {run}/checkpoints: checksums") == 1, res.stderr
 
 
 def test_eval_shards_of_another_vocabulary_are_refused_before_training(shards, tmp_path):
