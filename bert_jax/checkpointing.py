@@ -449,10 +449,11 @@ def check_compatible(meta: dict, params_abstract, directory: str, step: int, mod
     if not diffs and not (model is not None and differ):
         return
     flags = [f"--config.model.{k}={theirs[k]}" for k in differ]
-    if _scanned(saved) != _scanned(want):  # same fields, other parameter names
-        told = ", ".join(filter(None, [told, f"its layers are {'stacked' if _scanned(saved) else 'saved one by one'} "
-                                              f"(scan_layers={_scanned(saved)})"]))
-        flags.append(f"--config.scan_layers={_scanned(saved)}")
+    scanned = _scanned(saved)
+    if scanned != _scanned(want):  # same fields, other parameter names
+        told = ", ".join(filter(None, [told, f"its layers are {'stacked' if scanned else 'saved one by one'} "
+                                              f"(scan_layers={scanned})"]))
+        flags.append(f"--config.scan_layers={scanned}")
     fix = " ".join(flags) or "see the run config.json"
     shown = told or ("; ".join(diffs[:6]) + (f"; ... ({len(diffs)} in all)" if len(diffs) > 6 else ""))
     raise ValueError(

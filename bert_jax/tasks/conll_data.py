@@ -84,9 +84,6 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
             elif expected is None:
                 expected = len(fields)
             if len(fields) != expected or (len(fields) < 2 and not tokens_only):
-                why = ("as on its first token line" if num_columns is None else
-                       "data.num_columns; set --config.data.num_columns to the file's own count if every line "
-                       "has it" if len(fields) >= 2 else "data.num_columns")
                 if tokens_only:
                     raise ValueError(f"{path}:{number}: {len(fields)} columns, but line {tokens_only} has one, so the "
                                      "file was read as tokens without tags: tag every token line (token ... label) "
@@ -95,6 +92,10 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
                     why = ("a file of tokens without tags is read only as the test split, to predict: "
                            "bert-jax predict --split test with it as test.txt in data.data_dir; to train or "
                            "evaluate, each line needs its tag")
+                else:
+                    why = ("as on its first token line" if num_columns is None else
+                           "data.num_columns; set --config.data.num_columns to the file's own count if every line "
+                           "has it" if len(fields) >= 2 else "data.num_columns")
                 raise ValueError(f"{path}:{number}: {len(fields)} columns, expected {expected} ({why}; token ... "
                                  "label, space-separated; a token may not contain spaces).")
             if not tokens_only and valid is not None and fields[label_column] not in valid:
