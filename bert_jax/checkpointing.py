@@ -463,7 +463,8 @@ def check_compatible(meta: dict, params_abstract, directory: str, step: int, mod
 
 def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int | None = None,
             model: dict | None = None, meta: dict | None = None):
-    """Restore ``(state, loader_state, meta)`` onto ``shardings``, verifying the step first.
+    """Restore ``(state, loader_state, meta)`` onto ``shardings``, verifying the step first (unless
+    the caller passes ``meta``, having verified and checked that same step itself).
 
     Args:
       abstract_state: ``TrainState`` of ``jax.ShapeDtypeStruct`` (from ``jax.eval_shape``).
@@ -479,7 +480,8 @@ def restore(manager: ocp.CheckpointManager, abstract_state, shardings, step: int
         saved, or reading an unverified step fails; the message names the step, the file and
         the newest older usable step.
       CheckpointUnreadable: the step's files match their checksum record, but reading failed.
-      ValueError: the checkpoint is of another model shape (``check_compatible``).
+      ValueError: the checkpoint is of another model shape (``check_compatible``; not raised when
+        ``meta`` is given).
     """
     step = manager.latest_step() if step is None else step
     if step is None:

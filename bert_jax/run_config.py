@@ -280,6 +280,7 @@ def read_recorded(workdir: str, *, or_else: str = "") -> dict:
 
     Args:
       or_else: advice for the caller's own command, after "restore it from a copy, or".
+
     Raises:
       FileNotFoundError: there is none.
       ValueError: it is not a run config; the message names the file (and line) and what to do.

@@ -53,13 +53,15 @@ def _summary_writer_class():
     tensorboardX imports torch whenever it is installed (about 1 s, in every run of a Hugging Face
     environment) only to accept torch tensors; this writer is given Python floats. While
     ``sys.modules["torch"]`` is None, ``import torch`` raises ImportError, which tensorboardX
-    expects; the entry is removed again, so a later ``import torch`` works as usual.
+    expects; the entry is removed again, so a later ``import torch`` works as usual. Not
+    thread-safe: for that moment ``import torch`` fails in every thread, so the writer is made
+    before any thread that may import torch starts (the trainer makes it on the main thread).
     """
     if "torch" in sys.modules:  # already paid for (or already blocked by someone else)
         from tensorboardX import SummaryWriter
         return SummaryWriter
-    sys.modules["torch"] = None
     try:
+        sys.modules["torch"] = None
         from tensorboardX import SummaryWriter
     finally:
         if sys.modules.get("torch", 0) is None:
