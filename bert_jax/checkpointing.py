@@ -41,6 +41,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import SingleDeviceSharding
 
+from bert_jax.checkpoint_steps import saved_steps
 from bert_jax.config import SHAPE_FIELDS
 
 log = logging.getLogger(__name__)
@@ -210,15 +211,6 @@ def verify_step(directory, step: int, cache: dict | None = None) -> StepCheck:
         cache[step] = signature
     total = sum(f["size"] for f in files.values())
     return StepCheck(step, "verified", f"checksums of {len(files)} files ({total / 1e6:.1f} MB) verified")
-
-
-def saved_steps(directory: str) -> list[int]:
-    """The committed steps under a checkpoint ``directory``, oldest first ([] if it does not exist),
-    read from the folder names without opening a manager."""
-    if not os.path.isdir(directory):
-        return []
-    # Orbax names committed steps by their number; in-progress ones carry a temporary suffix.
-    return sorted(int(n) for n in os.listdir(directory) if n.isdigit() and os.path.isdir(os.path.join(directory, n)))
 
 
 def _directory_and_steps(manager_or_dir) -> tuple[str, list[int], dict | None]:

@@ -218,7 +218,7 @@ def submission_provenance(found: dict[str, str]) -> list[str]:
     """One line per gathered file naming its run and the checkpoint step its predictions came
     from -- with a warning when the run has a newer checkpoint, since test predictions are not
     redone when training goes on (a submission could hold an early step's answers unnoticed)."""
-    from bert_jax.checkpointing import saved_steps
+    from bert_jax.checkpoint_steps import saved_steps  # not checkpointing: no JAX to list folders
     lines = []
     for name, source in sorted(found.items()):
         split_dir = os.path.dirname(source)

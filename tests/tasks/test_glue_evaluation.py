@@ -130,6 +130,12 @@ def test_test_split_writes_a_submission_file_the_server_takes(run, capsys):
     assert capsys.readouterr().out.splitlines()[0] == (
         f"RTE.tsv <- {path}: step 6, but {ckpt} has step 8 since; to submit that one, run 'bert-jax evaluate "
         f"--config <its config> --workdir {workdir} --split test' and gather again with --overwrite")
+    # the command copies files and lists step folders: it does not load JAX or Orbax (about 1 s)
+    code = ("import sys; from bert_jax import cli; rc = cli.main(sys.argv[1:]); "
+            "assert 'jax' not in sys.modules and 'orbax.checkpoint' not in sys.modules, 'jax imported'; sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code, "glue-submit", "--output", out, "--overwrite", workdir],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0 and "has step 8 since" in res.stdout, res.stderr[-2000:]
 
 
 def test_glue_submit_refuses_a_run_without_test_predictions_and_a_file_as_output(run, capsys):
