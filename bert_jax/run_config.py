@@ -316,6 +316,16 @@ def recorded_shape_problem(run) -> str | None:
     return None
 
 
+def recorded_path(run: dict, path: str) -> str:
+    """A path a run's config.json records, made absolute with the directory the run was started
+    in (``resolved.cwd``), so that it names the same file from any directory; as recorded when
+    already absolute, empty, or the run recorded no directory."""
+    base = (run.get("resolved") or {}).get("cwd")
+    if not path or not isinstance(path, str) or os.path.isabs(path) or path == "scratch" or not isinstance(base, str):
+        return path
+    return os.path.join(base, path)
+
+
 def recorded_vocab_file(workdir: str, *, or_else: str = "") -> str | None:
     """The vocabulary the run in ``workdir`` was trained with, if it still exists: a ``vocab.txt``
     put beside it, else the one its fine-tuning resolved, else the pretraining shards' copy, else
@@ -326,9 +336,9 @@ def recorded_vocab_file(workdir: str, *, or_else: str = "") -> str | None:
     """
     run = read_recorded(workdir, or_else=or_else)
     data, resolved = run.get("data") or {}, (run.get("resolved") or {}).get("data") or {}
-    train_dir = data.get("train_dir") or ""
-    for candidate in (os.path.join(workdir, "vocab.txt"), resolved.get("vocab_file"),
-                      train_dir and os.path.join(train_dir, "vocab.txt"), data.get("vocab_file")):
+    train_dir = recorded_path(run, data.get("train_dir") or "")
+    for candidate in (os.path.join(workdir, "vocab.txt"), recorded_path(run, resolved.get("vocab_file")),
+                      train_dir and os.path.join(train_dir, "vocab.txt"), recorded_path(run, data.get("vocab_file"))):
         if candidate and os.path.isfile(candidate):
             return candidate
     return None
@@ -379,9 +389,9 @@ def recorded_defaults(config, workdir: str) -> list[str]:
     resolved = recorded.get("resolved", {})
     filled = []
     if not config.get("init_from") and recorded.get("init_from"):
-        config.init_from = str(recorded["init_from"])
+        config.init_from = recorded_path(recorded, str(recorded["init_from"]))
         filled.append(f"init_from={config.init_from}")
-    vocab = resolved.get("data", {}).get("vocab_file", "")
+    vocab = recorded_path(recorded, resolved.get("data", {}).get("vocab_file", ""))
     if not config.data.get("vocab_file") and vocab and os.path.isfile(vocab):
         config.data.vocab_file = vocab
         filled.append(f"data.vocab_file={vocab}")

@@ -264,7 +264,10 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         resolved["resolved"] = {"mesh": dict(mesh.shape), "vocab_size": model_cfg.vocab_size,
                                 "model": {k: v for k, v in model_cfg.to_dict().items() if k in resolved["model"]},
                                 "total_steps": total, "num_processes": jax.process_count(),
-                                "num_devices": jax.device_count(), **({"data": job.info} if job.info else {})}
+                                "num_devices": jax.device_count(), **({"data": job.info} if job.info else {}),
+                                # what its relative paths (init_from, data dirs, vocab_file) are relative to:
+                                # evaluate and convert may run from another directory
+                                "cwd": os.getcwd()}
         atomic_write_text(os.path.join(workdir, "config.json"), json.dumps(resolved, indent=2) + "\n")
         after, cut = trim_metrics(workdir, start_step)
         if after:

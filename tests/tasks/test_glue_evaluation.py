@@ -138,6 +138,29 @@ def test_test_split_writes_a_submission_file_the_server_takes(run, capsys):
     assert res.returncode == 0 and "has step 8 since" in res.stdout, res.stderr[-2000:]
 
 
+def test_a_run_started_with_relative_paths_is_evaluated_and_converted_from_another_directory(run, monkeypatch):
+    """config.json records paths as typed; a run started with data.vocab_file=vocab.txt (relative)
+    and evaluated or converted from another directory stopped at "no vocabulary: set
+    --config.data.vocab_file" and was converted without its vocab.txt. They are read relative to
+    the directory the run was started in."""
+    from bert_jax.convert import cli as convert_cli
+    root = run["root"]
+    monkeypatch.chdir(root)
+    args = ["init_from='scratch'", "data.vocab_file='vocab.txt'", f"data.data_dir={DATA!r}", "data.max_seq_length=64",
+            *SHAPE, "optim.total_steps=2", "checkpoint.every_steps=2"]
+    launch.run_finetuning(launch.load_config(RTE, args), "relative_run")
+    workdir = str(root / "relative_run")
+    monkeypatch.chdir(ROOT)  # elsewhere: vocab.txt does not resolve here
+    assert not os.path.exists("vocab.txt")
+    assert launch.evaluate_main(["--config", RTE, "--workdir", workdir, f"--config.data.data_dir={DATA}",
+                                 "--config.data.max_seq_length=64"]) == 0
+    assert json.load(open(os.path.join(workdir, "eval", "dev_results.json")))["num_examples"] == 250
+    out = str(root / "relative_hf")
+    assert convert_cli.main(["--from", "bert-jax", workdir, "--to-hf", out]) == 0
+    with open(os.path.join(out, "vocab.txt")) as a, open(root / "vocab.txt") as b:
+        assert a.read() == b.read()
+
+
 def test_glue_submit_refuses_a_run_without_test_predictions_and_a_file_as_output(run, capsys):
     """A run evaluated on dev only gave '0 submission file(s)' and exit 0 with an empty folder; an
     --output that is a file gave a FileExistsError traceback."""
