@@ -19,10 +19,13 @@ word has the most context on both sides. No JAX import here.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from bert_jax.tasks.text_files import read_utf8
 
 IGNORE_INDEX = -100
 DOCSTART = "-DOCSTART-"
@@ -68,42 +71,42 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
             sentences.append(ConllSentence(tuple(r[0] for r in rows), labels, tuple(rows), document, first_line))
             rows.clear()
 
-    with open(path, encoding="utf-8") as handle:
-        for number, text in enumerate(handle, 1):
-            fields = tuple(text.split())
-            if not fields:
-                flush()
-                continue
-            if fields[0] == DOCSTART:
-                flush()
-                document += 1
-                continue
-            first_token_line = not sentences and not rows
-            if first_token_line and tokens_only_ok and len(fields) == 1:
-                expected, tokens_only = 1, number
-            elif expected is None:
-                expected = len(fields)
-            if len(fields) != expected or (len(fields) < 2 and not tokens_only):
-                if tokens_only:
-                    raise ValueError(f"{path}:{number}: {len(fields)} columns, but line {tokens_only} has one, so the "
-                                     "file was read as tokens without tags: tag every token line (token ... label) "
-                                     "or none.")
-                if first_token_line and len(fields) == 1:  # tokens without tags
-                    why = ("a file of tokens without tags is read only as the test split, to predict: "
-                           "bert-jax predict --split test with it as test.txt in data.data_dir; to train or "
-                           "evaluate, each line needs its tag")
-                else:
-                    why = ("as on its first token line" if num_columns is None else
-                           "data.num_columns; set --config.data.num_columns to the file's own count if every line "
-                           "has it" if len(fields) >= 2 else "data.num_columns")
-                raise ValueError(f"{path}:{number}: {len(fields)} columns, expected {expected} ({why}; token ... "
-                                 "label, space-separated; a token may not contain spaces).")
-            if not tokens_only and valid is not None and fields[label_column] not in valid:
-                raise ValueError(f"{path}:{number}: label {fields[label_column]!r} (column {label_column}) is not "
-                                 f"in the label list {sorted(valid)}; add it to the list or fix the file.")
-            if not rows:
-                first_line = number
-            rows.append(fields)
+    # read whole, so that a line in another encoding is refused with its number
+    for number, text in enumerate(io.StringIO(read_utf8(path, "CoNLL file"), newline=None), 1):
+        fields = tuple(text.split())
+        if not fields:
+            flush()
+            continue
+        if fields[0] == DOCSTART:
+            flush()
+            document += 1
+            continue
+        first_token_line = not sentences and not rows
+        if first_token_line and tokens_only_ok and len(fields) == 1:
+            expected, tokens_only = 1, number
+        elif expected is None:
+            expected = len(fields)
+        if len(fields) != expected or (len(fields) < 2 and not tokens_only):
+            if tokens_only:
+                raise ValueError(f"{path}:{number}: {len(fields)} columns, but line {tokens_only} has one, so the "
+                                 "file was read as tokens without tags: tag every token line (token ... label) "
+                                 "or none.")
+            if first_token_line and len(fields) == 1:  # tokens without tags
+                why = ("a file of tokens without tags is read only as the test split, to predict: "
+                       "bert-jax predict --split test with it as test.txt in data.data_dir; to train or "
+                       "evaluate, each line needs its tag")
+            else:
+                why = ("as on its first token line" if num_columns is None else
+                       "data.num_columns; set --config.data.num_columns to the file's own count if every line "
+                       "has it" if len(fields) >= 2 else "data.num_columns")
+            raise ValueError(f"{path}:{number}: {len(fields)} columns, expected {expected} ({why}; token ... "
+                             "label, space-separated; a token may not contain spaces).")
+        if not tokens_only and valid is not None and fields[label_column] not in valid:
+            raise ValueError(f"{path}:{number}: label {fields[label_column]!r} (column {label_column}) is not "
+                             f"in the label list {sorted(valid)}; add it to the list or fix the file.")
+        if not rows:
+            first_line = number
+        rows.append(fields)
     flush()
     if not sentences:
         raise ValueError(f"{path}: no sentences; the file is empty or holds only -DOCSTART- lines.")

@@ -20,11 +20,14 @@ No JAX import here.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
 from dataclasses import dataclass, field
 from typing import Sequence
+
+from bert_jax.tasks.text_files import read_utf8
 
 csv.field_size_limit(1 << 24)  # MNLI rows carry full parse trees
 
@@ -150,8 +153,8 @@ def read_glue(task: str, data_dir: str, split: str, *, strict: bool = False) -> 
         expected = ", ".join(spec.files.values())
         raise FileNotFoundError(f"{path} not found: the {spec.name} layout expects {expected} in {data_dir} "
                                 f"(the files of the GLUE download, unrenamed).")
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    text = read_utf8(path, f"{spec.name} file")
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
     if split in spec.headerless:
         examples = _read_positional(spec, path, split, rows)
     else:

@@ -11,10 +11,13 @@ Each choice is encoded as the pair ``(sent1, sent2 + " " + ending_i)``, as Huggi
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from bert_jax.tasks.text_files import read_utf8
 
 IGNORE_LABEL = -100  # unlabelled (test) examples
 
@@ -44,33 +47,33 @@ def read_swag(path: str) -> list[SwagExample]:
     """Examples of a SWAG-layout CSV file, in file order."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found; the SWAG layout has train.csv, val.csv and test.csv.")
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path}: empty file; expected a header with sent1, sent2, ending0, ending1, ...")
-        columns = {name: i for i, name in enumerate(header)}
-        num_choices, missing = choice_columns(columns)
-        if missing:
-            raise ValueError(f"{path}:1: the header lacks {', '.join(missing)} (has: {', '.join(header)}); a SWAG "
-                             "file has sent1, sent2, ending0 .. ending<N-1> and, except test files, label.")
-        has_label = "label" in columns
-        out = []
-        for row in reader:
-            line = reader.line_num
-            if len(row) != len(header):
-                raise ValueError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}; quote fields "
-                                 "that contain commas.")
-            label = None
-            if has_label:
-                value = row[columns["label"]]
-                if not value.strip().lstrip("-").isdigit() or not 0 <= int(value) < num_choices:
-                    raise ValueError(f"{path}:{line}: label {value!r} is not a choice index 0..{num_choices - 1} "
-                                     f"(the file has {num_choices} endings).")
-                label = int(value)
-            guid = row[columns[""]] if "" in columns else str(len(out))
-            out.append(SwagExample(guid, row[columns["sent1"]], row[columns["sent2"]],
-                                   tuple(row[columns[f"ending{i}"]] for i in range(num_choices)), label))
+    # read whole, so that a line in another encoding is refused with its number
+    reader = csv.reader(io.StringIO(read_utf8(path, "SWAG file"), newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise ValueError(f"{path}: empty file; expected a header with sent1, sent2, ending0, ending1, ...")
+    columns = {name: i for i, name in enumerate(header)}
+    num_choices, missing = choice_columns(columns)
+    if missing:
+        raise ValueError(f"{path}:1: the header lacks {', '.join(missing)} (has: {', '.join(header)}); a SWAG "
+                         "file has sent1, sent2, ending0 .. ending<N-1> and, except test files, label.")
+    has_label = "label" in columns
+    out = []
+    for row in reader:
+        line = reader.line_num
+        if len(row) != len(header):
+            raise ValueError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}; quote fields "
+                             "that contain commas.")
+        label = None
+        if has_label:
+            value = row[columns["label"]]
+            if not value.strip().lstrip("-").isdigit() or not 0 <= int(value) < num_choices:
+                raise ValueError(f"{path}:{line}: label {value!r} is not a choice index 0..{num_choices - 1} "
+                                 f"(the file has {num_choices} endings).")
+            label = int(value)
+        guid = row[columns[""]] if "" in columns else str(len(out))
+        out.append(SwagExample(guid, row[columns["sent1"]], row[columns["sent2"]],
+                               tuple(row[columns[f"ending{i}"]] for i in range(num_choices)), label))
     if not out:
         raise ValueError(f"{path}: no examples after the header.")
     return out

@@ -15,10 +15,13 @@ Batches come from ``bert_jax.tasks.arrays.ArrayLoader``. No JAX import here.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from bert_jax.tasks.text_files import read_utf8
 
 
 
@@ -36,14 +39,13 @@ class LabelledText:
 def read_documents(path: str) -> list[list[str]]:
     """BERT corpus format: one sentence per line, a blank line between documents."""
     docs, current = [], []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                current.append(line)
-            elif current:
-                docs.append(current)
-                current = []
+    for line in io.StringIO(read_utf8(path, "corpus file"), newline=None):
+        line = line.strip()
+        if line:
+            current.append(line)
+        elif current:
+            docs.append(current)
+            current = []
     if current:
         docs.append(current)
     return docs

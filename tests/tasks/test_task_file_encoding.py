@@ -1,0 +1,63 @@
+"""Task data files in another encoding: refused naming the file and line, with advice that works.
+
+Each bundled file is saved as Latin-1 (characters outside it become "?"), as an old editor or
+export would; the reader must name the first line that is not UTF-8, and re-encoding the file in
+place with the command the message gives must make it read, with its accented words intact.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from bert_jax.tasks import conll_data, glue_data, swag_data, text_classification_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TASKS = os.path.join(ROOT, "data", "tasks")
+
+
+def _read_glue(path):
+    return glue_data.read_glue("rte", os.path.dirname(path), "train")
+
+
+CASES = {  # name: (bundled file, name in the copy's folder, reader, an accented word it holds)
+    "glue": (os.path.join(TASKS, "glue_nextsent", "train.tsv"), "train.tsv", _read_glue, "André"),
+    "conll": (os.path.join(TASKS, "conll_docs", "dev.txt"), "dev.txt", conll_data.read_conll, "Jesús"),
+    "swag": (os.path.join(TASKS, "swag_next", "val.csv"), "val.csv", swag_data.read_swag, "Rodolà"),
+    "corpus": (os.path.join(ROOT, "data", "corpus", "library.txt"), "library.txt",
+               text_classification_data.read_documents, "française"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_latin1_file_is_refused_at_its_line_and_the_advice_reencodes_it(name, tmp_path):
+    source, base, read, word = CASES[name]
+    with open(source, encoding="utf-8") as f:
+        text = f.read()
+    latin1 = text.encode("latin-1", errors="replace")
+    lines = latin1.split(b"\n")
+    first_bad = next(i for i, line in enumerate(lines, 1) if any(b >= 0x80 for b in line))
+    path = tmp_path / base
+    path.write_bytes(latin1)
+    with pytest.raises(ValueError) as error:
+        read(str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}:{first_bad}: invalid UTF-8"), message
+    command = re.search(r"`(iconv [^`]*)`", message).group(1)
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True)
+    assert path.read_bytes() == latin1.decode("latin-1").encode("utf-8")
+    read(str(path))  # reads now
+    if word:
+        assert word in path.read_text(encoding="utf-8")
+        flat = repr(read(str(path)))
+        assert word in flat
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_field(tmp_path):
+    """Windows editors save UTF-8 with a byte-order mark; the header must still be read as one."""
+    shutil.copy(os.path.join(TASKS, "glue_nextsent", "train.tsv"), tmp_path / "train.tsv")
+    plain = glue_data.read_glue("rte", str(tmp_path), "train")
+    (tmp_path / "train.tsv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "train.tsv").read_bytes())
+    assert glue_data.read_glue("rte", str(tmp_path), "train") == plain
