@@ -281,6 +281,38 @@ def _prepare_output(output: str) -> None:
         raise OutputError(f"cannot write to --output {output} ({why}); {hint}") from None
 
 
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _check_vocab_copy(output: str, vocab_bytes: bytes, vocab_file: str, overwrite: bool) -> None:
+    """Refuses an ``output/vocab.txt`` that is not ``--vocab``'s and that no earlier build here
+    wrote (unless ``overwrite``): it was kept, so the shards were described by another
+    vocabulary than the one that made them, and every later reader refused or misread them."""
+    path = os.path.join(output, shards.VOCAB)
+    if not os.path.isfile(path):
+        return
+    present = _read_bytes(path)
+    if present == vocab_bytes:
+        return
+    recorded = None
+    try:
+        with open(os.path.join(output, shards.OPTIONS), encoding="utf-8") as f:
+            recorded = json.load(f).get("vocab_hash")
+    except (OSError, ValueError, AttributeError):
+        pass
+    tokens = present.decode("utf-8", errors="replace").split("\n")
+    if recorded is not None and recorded == shards.vocab_hash(tokens[:-1] if tokens[-1:] == [""] else tokens):
+        return  # an earlier build's copy: the options check below compares (and cleans up) that build
+    if overwrite:
+        logger.warning("--overwrite: replacing %s, which is not the vocabulary of --vocab %s", path, vocab_file)
+        return
+    raise OutputError(f"{path} exists and is not the vocabulary of --vocab {vocab_file} (no earlier build here wrote "
+                      "it); move it out of the directory, use a new --output directory, or pass --overwrite to "
+                      "replace it")
+
+
 def _recorded_files(output: str, old: dict | None) -> list[str]:
     """Names of the files a previous build in ``output`` wrote (its build state and manifest name them)."""
     names = {shards.MANIFEST, shards.OPTIONS, shards.VOCAB}
@@ -450,10 +482,12 @@ def build(
         raise BuildError(f"--shard-range {lo}:{hi} is not within 0:{opts.num_shards}")
     fingerprint = sources.fingerprint_inputs(files)  # refuses binary inputs before anything is written
     _prepare_output(output)
+    vocab_bytes = ("\n".join(vocab_tokens(vocab)) + "\n").encode("utf-8")
+    _check_vocab_copy(output, vocab_bytes, opts.vocab_file, overwrite)
     _check_options(opts, output, shards.vocab_hash(vocab_tokens(vocab)), overwrite, fingerprint)
     vocab_copy = os.path.join(output, shards.VOCAB)
-    if not os.path.exists(vocab_copy):
-        shards.atomic_write_bytes(vocab_copy, ("\n".join(vocab_tokens(vocab)) + "\n").encode("utf-8"))
+    if not os.path.exists(vocab_copy) or _read_bytes(vocab_copy) != vocab_bytes:
+        shards.atomic_write_bytes(vocab_copy, vocab_bytes)
 
     todo = _shards_to_build(output, lo, hi, opts.num_shards)
     if todo:

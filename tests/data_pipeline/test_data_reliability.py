@@ -494,3 +494,34 @@ def test_input_rewritten_during_the_build_stops_it(tmp_path, two_files, vocab_fi
     with pytest.raises(build.BuildError, match=rf"input file {b} changed while the build was reading it"):
         build.build(make_options([a, b], vocab_file, num_shards=2), str(out))
     assert not any(n.endswith(".bin") for n in os.listdir(out)) and not (out / shards.MANIFEST).exists()
+
+
+def test_a_vocab_txt_of_the_users_in_the_output_is_refused_not_kept(tmp_path, two_files, vocab_file):
+    """An --output holding a vocab.txt of another vocabulary (never written by a build) was kept
+    as the shards' vocabulary: the build said it wrote them, `data inspect` crashed with an
+    IndexError and pretrain refused the shards. It is refused before anything is written; moving
+    it out (the advice) builds, and --overwrite replaces it."""
+    a, _ = two_files
+    out = tmp_path / "out"
+    out.mkdir()
+    tokens = open(vocab_file, encoding="utf-8").read().split("\n")
+    mine = "\n".join(tokens[:5] + tokens[5:][::-1])  # the same tokens at other ids
+    (out / "vocab.txt").write_text(mine, encoding="utf-8")
+    args = ["--input", a, "--vocab", vocab_file, "--output", str(out), "--max-seq-length", "64",
+            "--max-predictions-per-seq", "10", "--dupe-factor", "1", "--num-shards", "1"]
+    res = _cli_build(*args)
+    assert res.returncode == 2, res.stderr
+    assert f"{out / 'vocab.txt'} exists and is not the vocabulary of --vocab {vocab_file}" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert sorted(os.listdir(out)) == ["vocab.txt"] and (out / "vocab.txt").read_text(encoding="utf-8") == mine
+    shutil.move(str(out / "vocab.txt"), str(tmp_path / "mine.txt"))  # "move it out of the directory"
+    assert _cli_build(*args).returncode == 0
+    assert (out / "vocab.txt").read_bytes() == open(vocab_file, "rb").read().rstrip(b"\n") + b"\n"
+    # the same from the start, with --overwrite: replaced
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "vocab.txt").write_text(mine, encoding="utf-8")
+    res = _cli_build(*[other.as_posix() if x == str(out) else x for x in args], "--overwrite")
+    assert res.returncode == 0, res.stderr
+    assert (other / "vocab.txt").read_bytes() == (out / "vocab.txt").read_bytes()
+    assert shards.read_json(str(other / shards.MANIFEST))["num_shards"] == 1
