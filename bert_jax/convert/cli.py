@@ -62,6 +62,11 @@ def check_destination(destination: str, overwrite: bool) -> None:
     """Refuses a training workdir always, and a non-empty directory unless ``overwrite``."""
     if os.path.exists(destination) and not os.path.isdir(destination):
         raise ValueError(f"output {destination!r} is a file; choose a directory path.")
+    parent = os.path.dirname(os.path.abspath(destination))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):  # checked before the (slow) load: makedirs would fail after it
+        raise ValueError(f"output {destination!r} cannot be made: {parent} is a file; choose a path of directories.")
     if not os.path.isdir(destination):
         return
     marks = [name for name in ("checkpoints", "metrics.jsonl") if os.path.exists(os.path.join(destination, name))]
@@ -117,6 +122,24 @@ def _tokenizer_files(source: str, is_run: bool) -> dict[str, bytes]:
     return files
 
 
+def _what_it_holds(source: str) -> str:
+    """What a directory that is not a bert-jax export looks like, and the command that reads it."""
+    path = os.path.abspath(source)
+    names = set(os.listdir(path))
+    parent = os.path.dirname(path)
+    if os.path.basename(path).isdigit() and os.path.basename(parent) == "checkpoints":
+        return (f"it is step {int(os.path.basename(path))} of the training run {os.path.dirname(parent)}: pass the "
+                f"run with --step, e.g. --from bert-jax {os.path.dirname(parent)} --step {int(os.path.basename(path))}.")
+    if "bert_config.json" in names or any(n.startswith("bert_model.ckpt.") for n in names):
+        return "it holds an original TensorFlow checkpoint: use --from tf."
+    if "config.json" in names and names & {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"}:
+        return "it holds a Hugging Face model: use --from hf."
+    if not names:
+        return "the directory is empty; pass a bert-jax export or a training workdir (the folder holding checkpoints/)."
+    return ("it is neither a training workdir (no checkpoints/) nor a Hugging Face or TensorFlow model directory; "
+            "pass the folder that holds the model.")
+
+
 def _load_training_checkpoint(workdir: str, step: int | None):
     """(params, config, target) of a training run's checkpoint, restored onto the CPU."""
     from bert_jax import checkpointing
@@ -154,8 +177,7 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
         state = hf.params_to_hf_state_dict(hf.unstack_layers(params), config, source_target or target)
     elif source_format == "bert-jax":
         if not native.is_native_checkpoint(source):
-            raise FileNotFoundError(f"{source!r} has no {native.NATIVE_WEIGHTS}; is it a Hugging Face "
-                                    f"directory (use --from hf)?")
+            raise FileNotFoundError(f"{source!r} has no {native.NATIVE_WEIGHTS}; {_what_it_holds(source)}")
         params, config, source_target = native.load_native_checkpoint(source)
         state = hf.params_to_hf_state_dict(params, config, source_target)
     elif source_format == "tf":

@@ -138,7 +138,33 @@ def test_native_layout_and_cli_both_ways(pretrained, tmp_path, capsys):
 
     # Errors are reported, not raised, with the reason.
     assert cli.main(["--from", "bert-jax", str(hf_dir), "--to", str(tmp_path / "x")]) == 2
-    assert "use --from hf" in capsys.readouterr().err
+    assert "it holds a Hugging Face model: use --from hf" in capsys.readouterr().err
+
+
+def test_a_source_of_another_layout_is_named_with_the_flag_that_reads_it(pretrained, tmp_path, capsys):
+    """--from bert-jax on a TensorFlow export, a checkpoint step folder or an empty folder always
+    asked "is it a Hugging Face directory (use --from hf)?", which then failed too; an output under
+    a file was a NotADirectoryError traceback after the checkpoint had loaded."""
+    model, _ = pretrained
+    native_dir, tf_dir = tmp_path / "native", tmp_path / "tf"
+    model.save_pretrained(native_dir, format="bert-jax")
+    assert cli.main(["--from", "bert-jax", str(native_dir), "--to-tf", str(tf_dir)]) == 0
+    capsys.readouterr()
+    assert cli.main(["--from", "bert-jax", str(tf_dir), "--to-hf", str(tmp_path / "x")]) == 2
+    assert "it holds an original TensorFlow checkpoint: use --from tf." in capsys.readouterr().err
+    assert cli.main(["--from", "tf", str(tf_dir), "--to-hf", str(tmp_path / "x")]) == 0  # the advice
+    step = tmp_path / "run" / "checkpoints" / "4"
+    step.mkdir(parents=True)
+    assert cli.main(["--from", "bert-jax", str(step), "--to-hf", str(tmp_path / "y")]) == 2
+    assert (f"it is step 4 of the training run {tmp_path / 'run'}: pass the run with --step, e.g. --from bert-jax "
+            f"{tmp_path / 'run'} --step 4.") in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["--from", "bert-jax", str(tmp_path / "empty"), "--to-hf", str(tmp_path / "y")]) == 2
+    assert "the directory is empty" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("mine\n")
+    assert cli.main(["--from", "bert-jax", str(native_dir), "--to-hf", str(tmp_path / "a_file" / "sub")]) == 2
+    assert f"{tmp_path / 'a_file'} is a file; choose a path of directories." in capsys.readouterr().err
+    assert (tmp_path / "a_file").read_text() == "mine\n"
 
 
 def test_from_pretrained_applies_config_overrides(pretrained, tmp_path):
