@@ -118,7 +118,10 @@ def trainer_pass(files: Sequence[str], vocab_size: int, leading: Sequence[str], 
         special_tokens=list(leading),
         limit_alphabet=limit_alphabet,
         continuing_subword_prefix="##",
-        show_progress=progress,
+        # The library's own bars (word counting, then merges) write blank lines to stdout when it is
+        # not a terminal, and repeat the reading bar above; its merge bar is the one worth showing,
+        # where it can draw.
+        show_progress=progress and vocab_size > len(leading) and sys.stderr.isatty(),
     )
     backend.train_from_iterator(iter_corpus_lines(files, progress, counts, desc=desc), trainer=trainer)
     return backend.get_vocab()
@@ -173,6 +176,12 @@ def train_wordpiece(
             raise FileNotFoundError(f"corpus file not found: {path!r}.")
     if vocab_size <= len(SPECIAL_TOKENS):
         raise ValueError(f"vocab_size={vocab_size} leaves no room next to the {len(SPECIAL_TOKENS)} special tokens.")
+    if min_frequency < 0:  # the trainer took it as unsigned: an OverflowError traceback
+        raise ValueError(f"min_frequency={min_frequency} (--min-frequency) must be 0 or more: the count a merge "
+                         "needs to be learnt (default 2).")
+    if limit_alphabet < 1:  # 0 kept no character, reported as a corpus without words
+        raise ValueError(f"limit_alphabet={limit_alphabet} (--limit-alphabet) must be 1 or more: the number of "
+                         "distinct characters kept in the initial alphabet (default 1000).")
     output_dir = os.fspath(output_dir)
     _check_output_dir(output_dir, overwrite)
     _check_corpus_files(files)
@@ -219,7 +228,7 @@ def train_wordpiece(
             os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    logger.info("wrote %d-token vocabulary to %s", len(vocab), output_dir)
+    logger.debug("wrote %d-token vocabulary to %s", len(vocab), output_dir)  # the CLI prints it
     return BertTokenizerFast.from_pretrained(output_dir)
 
 
@@ -228,7 +237,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bert-jax tokenizer", description="Train a BERT WordPiece vocabulary.")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a WordPiece vocabulary on text files",
-                                description="\n\n".join(__doc__.split("\n\n")[2:4]), formatter_class=argparse.RawDescriptionHelpFormatter)
+                                description="\n\n".join(__doc__.split("\n\n")[2:6]), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--input", nargs="+", required=True, metavar="PATH",
                        help="UTF-8 text files, directories (their .txt / .text files, recursively) or globs")
     train.add_argument("--vocab-size", type=int, required=True, metavar="N", help="vocabulary size (specials included)")

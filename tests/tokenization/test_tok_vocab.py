@@ -124,6 +124,29 @@ def test_cli_through_the_entry_point(tmp_path, corpus_files):
     )
     assert "reading corpus" in result.stderr  # progress is shown
     assert (tmp_path / "v" / "tokenizer.json").exists()
+    # stdout is the one result line: the tokenizers library's bars wrote 6 blank lines there, and
+    # the same result was logged on stderr as well
+    assert result.stdout.splitlines() == [f"wrote 300-token vocabulary to {tmp_path / 'v'} "
+                                          "([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4)"], result.stdout
+    assert "wrote 300-token" not in result.stderr
+
+
+@pytest.mark.parametrize("flag, value", [("--min-frequency", "-1"), ("--limit-alphabet", "0"),
+                                         ("--limit-alphabet", "-1")])
+def test_out_of_range_training_flags_are_named(flag, value, tmp_path, corpus_files, capsys):
+    """--min-frequency -1 was an OverflowError traceback; --limit-alphabet 0 was reported as a
+    corpus with no words left, blaming the text."""
+    assert main(["train", "--input", corpus_files[0], "--vocab-size", "300", "--output", str(tmp_path / "v"),
+                 flag, value, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"({flag}) must be" in err and "Traceback" not in err, err
+    assert not (tmp_path / "v").exists()
+
+
+def test_help_lists_the_special_token_ids(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "[PAD] = 0, [UNK] = 1, [CLS] = 2, [SEP] = 3, [MASK] = 4" in capsys.readouterr().out
 
 
 def test_corpus_is_read_lazily(tmp_path):
