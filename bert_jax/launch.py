@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from bert_jax.run_config import ConfigError, finetune_defaults, load_config, pretrain_defaults  # noqa: F401
@@ -152,7 +153,8 @@ def evaluate_main(argv: list[str]) -> int:
     def work(config, args):
         from bert_jax.finetuning import results_table, run_evaluation
         values = run_evaluation(config, args.workdir, split=args.split, step=args.step)
-        write_report_quietly(args.workdir)
+        if any(os.path.exists(os.path.join(args.workdir, n)) for n in ("metrics.jsonl", "config.json")):
+            write_report_quietly(args.workdir)  # not for a model directory scored into a new workdir
         print(results_table(values, f"{config.task} ({args.split})") if values else
               f"{config.task} ({args.split}): predictions written under {args.workdir}/eval/")
         return 0

@@ -293,6 +293,24 @@ def test_evaluating_a_model_without_the_task_head_is_refused(run, tmp_path, caps
         assert "Evaluate a fine-tuning workdir" in err[0] and not os.path.exists(typo)
 
 
+def test_evaluating_a_model_directory_into_a_new_workdir_is_quiet(run, tmp_path, capsys, caplog):
+    """docs/tasks.md scores a converted model with init_from and a new --workdir; that printed
+    "WARNING report not written: ... pass a run directory", about a report nobody asked for."""
+    from bert_jax.convert import cli as convert_cli
+    model = str(tmp_path / "model_hf")
+    assert convert_cli.main(["--from", "bert-jax", run["workdir"], "--to-hf", model]) == 0
+    args = [a for a in run["args"] if not a.startswith("init_from")] + [f"init_from={model!r}"]
+    workdir = str(tmp_path / "scored")
+    capsys.readouterr()
+    with caplog.at_level("INFO"):
+        assert launch.evaluate_main(["--config", RTE, "--workdir", workdir, *[f"--config.{a}" for a in args]]) == 0
+    out = capsys.readouterr()
+    assert "report" not in caplog.text + out.err, caplog.text + out.err
+    assert "accuracy" in out.out
+    # the converted model scores what the run's own final evaluation scored
+    assert _results(workdir)[0]["accuracy"] == _results(run["workdir"])[0]["accuracy"]
+
+
 def test_resuming_with_another_task_or_changed_data_is_refused_in_one_line(run, tmp_path, capsys):
     """Resuming an RTE run with the SST-2 config (the same 2-label head) went on training it on the
     other data, and evaluating it with that config scored it on SST-2; resuming it on a training set that changed since the checkpoint was a 25-line
