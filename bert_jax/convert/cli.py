@@ -149,7 +149,23 @@ def _load_training_checkpoint(workdir: str, step: int | None):
     target = meta.get("target")
     if target is None:  # checkpoints written before the class was recorded
         target = "BertForPreTraining" if "cls" in params else None
-    return params, BertConfig.from_dict(meta["model"]), target
+    config = BertConfig.from_dict(meta["model"])
+    names = _label_names(workdir)
+    if target in ("BertForSequenceClassification", "BertForTokenClassification") and names and \
+            len(names) == config.num_labels:
+        # the task's own names, as a Hugging Face pipeline reports them (not LABEL_0, LABEL_1)
+        config = config.replace(id2label=dict(enumerate(names)), label2id=None)
+    return params, config, target
+
+
+def _label_names(workdir: str) -> list[str] | None:
+    """The class names a fine-tuning run recorded (``resolved.data.labels``), in classifier order."""
+    from bert_jax.run_config import read_recorded
+    try:
+        names = ((read_recorded(workdir).get("resolved") or {}).get("data") or {}).get("labels")
+    except (OSError, ValueError):
+        return None
+    return list(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
 
 
 def convert(source_format: str, source: str, destination: str, to: str, target: str | None = None,

@@ -293,12 +293,17 @@ def test_evaluating_a_model_without_the_task_head_is_refused(run, tmp_path, caps
         assert "Evaluate a fine-tuning workdir" in err[0] and not os.path.exists(typo)
 
 
-def test_evaluating_a_model_directory_into_a_new_workdir_is_quiet(run, tmp_path, capsys, caplog):
-    """docs/tasks.md scores a converted model with init_from and a new --workdir; that printed
+def test_a_converted_run_names_its_labels_and_scores_the_same_into_a_new_workdir_quietly(run, tmp_path, capsys, caplog):
+    """The Hugging Face export of a fine-tuning run names its classes (id2label was LABEL_0, ..).
+    docs/tasks.md scores such a model with init_from and a new --workdir; that printed
     "WARNING report not written: ... pass a run directory", about a report nobody asked for."""
     from bert_jax.convert import cli as convert_cli
     model = str(tmp_path / "model_hf")
     assert convert_cli.main(["--from", "bert-jax", run["workdir"], "--to-hf", model]) == 0
+    with open(os.path.join(model, "config.json")) as f:
+        hf_config = json.load(f)  # the task's class names, as a Hugging Face pipeline shows them (was LABEL_0, ..)
+    assert hf_config["id2label"] == {"0": "entailment", "1": "not_entailment"}
+    assert hf_config["label2id"] == {"entailment": 0, "not_entailment": 1}
     args = [a for a in run["args"] if not a.startswith("init_from")] + [f"init_from={model!r}"]
     workdir = str(tmp_path / "scored")
     capsys.readouterr()
