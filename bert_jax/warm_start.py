@@ -123,14 +123,19 @@ def load_init_params(path: str, model_config, target: str, fresh_params, *, scan
     params, report = hf.hf_state_dict_to_params(
         state, model_config, target, init_params=hf.unstack_layers(jax.device_get(fresh_params)),
         scan_layers=scan_layers, ignore_mismatched_heads=True, report_to_user=False)
+    # a head of another shape is there, but trained for another label set: say so, not "holds no"
+    other = (f" (its head is for another number of labels: {'; '.join(report.mismatched)})"
+             if report.mismatched else "")
     if report.initialized and not training:
-        raise ValueError(f"init_from={path} holds no {', '.join(report.initialized)}; evaluating it would score a randomly "
+        held = (f"holds a head of another shape{other}" if report.mismatched else
+                f"holds no {', '.join(report.initialized)}")
+        raise ValueError(f"init_from={path} {held}; evaluating it would score a randomly "
                          f"initialised head. Evaluate a fine-tuning workdir (its checkpoints/ holds the trained "
                          f"head; check the --workdir path), or pass --config.init_from=a model directory saved "
                          f"with this task's head.")
     if report.initialized:
         log.warning("init_from=%s: encoder restored (%d tensors); freshly initialised (trained from scratch by "
-                    "this run): %s", path, len(report.loaded), ", ".join(report.initialized))
+                    "this run): %s%s", path, len(report.loaded), ", ".join(report.initialized), other)
     if report.unused:
         log.info("init_from=%s: %d tensor(s) not used by %s: %s", path, len(report.unused), target,
                  ", ".join(sorted(report.unused)))

@@ -54,6 +54,8 @@ class ConversionReport:
     unused: list = dataclasses.field(default_factory=list)
     ignored: list = dataclasses.field(default_factory=list)
     renamed: dict = dataclasses.field(default_factory=dict)
+    # head tensors skipped for their shape (ignore_mismatched_heads): "key: checkpoint (a, b), needs (c, b)"
+    mismatched: list = dataclasses.field(default_factory=list)
 
 
 def _prefix(target: str) -> str:
@@ -133,11 +135,12 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
                                  f"(with and without the 'bert.' prefix?); remove one of them.")
             array = _from_hf(path, np.asarray(value))
             want = tuple(expected[path].shape)
+            torch_want = want[::-1] if path[-1] == "kernel" else want
             if array.shape != want and ignore_mismatched_heads and not _is_encoder(path, target):
                 report.unused.append(key)  # e.g. a classifier trained for another label set
+                report.mismatched.append(f"{key}: checkpoint {tuple(np.asarray(value).shape)}, needs {torch_want}")
                 continue
             if array.shape != want:
-                torch_want = want[::-1] if path[-1] == "kernel" else want
                 mismatched.append(f"{key!r} (parameter {'/'.join(path)}): checkpoint has "
                                   f"{tuple(np.asarray(value).shape)}, the config expects {torch_want}")
                 continue

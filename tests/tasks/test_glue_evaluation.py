@@ -314,6 +314,16 @@ def test_a_converted_run_names_its_labels_and_scores_the_same_into_a_new_workdir
     assert "accuracy" in out.out
     # the converted model scores what the run's own final evaluation scored
     assert _results(workdir)[0]["accuracy"] == _results(run["workdir"])[0]["accuracy"]
+    # scored on a task of another label count (STS-B: 1), its 2-label head was reported as missing
+    stsb = os.path.join(ROOT, "configs", "glue", "stsb.py")
+    similarity = os.path.join(ROOT, "data", "tasks", "glue_similarity")
+    other = [a for a in args if not a.startswith("data.data_dir")] + [f"data.data_dir={similarity!r}"]
+    capsys.readouterr()
+    assert launch.evaluate_main(["--config", stsb, "--workdir", str(tmp_path / "stsb"),
+                                 *[f"--config.{a}" for a in other]]) == 2
+    err = capsys.readouterr().err
+    assert (f"init_from={model} holds a head of another shape (its head is for another number of labels: "
+            "classifier.bias: checkpoint (2,), needs (1,)") in err and "holds no" not in err, err
 
 
 def test_resuming_with_another_task_or_changed_data_is_refused_in_one_line(run, tmp_path, capsys):
