@@ -165,6 +165,10 @@ class BertConfig:
             raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg}).") from e
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a config must be a JSON object, got {type(data).__name__}.")
+        if data.get("model_type", "bert") != "bert":
+            # read as BERT, its weights were refused key by key (39 names of another architecture)
+            raise ValueError(f"{path}: model_type {data['model_type']!r} is not BERT; bert-jax reads BERT models "
+                             "(model_type 'bert') only: pass a BERT checkpoint.")
         try:
             return cls.from_dict(data, **overrides)
         except (ValueError, TypeError) as e:

@@ -115,3 +115,19 @@ def test_importing_config_does_not_load_jax():
 
     code = "import bert_jax.config, sys; assert 'jax' not in sys.modules, 'jax imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_config_of_another_architecture_is_named_as_such(tmp_path, capsys):
+    """A RoBERTa directory was read as BERT: "pass --target", then a list of 39 roberta.* keys
+    that belong to no parameter, without saying the model is not BERT."""
+    from bert_jax.convert import cli
+    model = tmp_path / "roberta"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"architectures": ["RobertaForMaskedLM"], "model_type": "roberta",
+                                                   "hidden_size": 32, "num_hidden_layers": 1}))
+    with pytest.raises(ValueError, match=r"config.json: model_type 'roberta' is not BERT"):
+        BertConfig.from_pretrained(model)
+    assert cli.main(["--from", "hf", str(model), "--to", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "model_type 'roberta' is not BERT; bert-jax reads BERT models (model_type 'bert') only" in err, err
+    assert not (tmp_path / "out").exists()
