@@ -178,7 +178,9 @@ def _default_target(names) -> str:
     if "cls/squad/output_weights" in names:
         return "BertForQuestionAnswering"
     if "output_weights" in names:
-        return "BertForSequenceClassification"
+        # a classifier on the pooled [CLS] needs the pooler; one per token has none
+        pooled = "bert/pooler/dense/kernel" in names
+        return "BertForSequenceClassification" if pooled else "BertForTokenClassification"
     mlm, nsp = "cls/predictions/output_bias" in names, "cls/seq_relationship/output_weights" in names
     return {(True, True): "BertForPreTraining", (True, False): "BertForMaskedLM",
             (False, True): "BertForNextSentencePrediction"}.get((mlm, nsp), "BertModel")

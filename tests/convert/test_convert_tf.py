@@ -17,7 +17,8 @@ from flax.traverse_util import flatten_dict
 
 from bert_jax.config import BertConfig
 from bert_jax.convert import cli, tf, tf_bundle
-from bert_jax.modeling import BertForPreTraining, BertForSequenceClassification, BertModel
+from bert_jax.modeling import (BertForPreTraining, BertForSequenceClassification, BertForTokenClassification,
+                               BertModel)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WRITER = os.path.join(ROOT, "tests", "convert", "tf_writer.py")
@@ -90,12 +91,15 @@ def test_corrupt_data_names_the_tensor(tmp_path):
         tf_bundle.CheckpointReader(prefix)
 
 
-@pytest.mark.parametrize("name", ["BertForPreTraining", "BertForSequenceClassification"])
+@pytest.mark.parametrize("name", ["BertForPreTraining", "BertForSequenceClassification", "BertForTokenClassification"])
 def test_export_then_import_is_bit_exact(name, tiny_kwargs, tmp_path):
-    cls = {"BertForPreTraining": BertForPreTraining, "BertForSequenceClassification":
-           BertForSequenceClassification}[name]
+    cls = {"BertForPreTraining": BertForPreTraining, "BertForSequenceClassification": BertForSequenceClassification,
+           "BertForTokenClassification": BertForTokenClassification}[name]
     model = cls(BertConfig(**tiny_kwargs, hidden_act="gelu_new", num_labels=3), seed=3)
     tf.save_tf_checkpoint(model.params, model.config, str(tmp_path), name)
+    # the class is told from the variables (a token classifier was read as a sequence one, which
+    # then missed its pooler)
+    assert tf.load_tf_checkpoint(str(tmp_path))[2] == name
     with open(tmp_path / "bert_config.json") as f:
         assert json.load(f)["hidden_act"] == "gelu"
     loaded = cls.from_pretrained(tmp_path)
