@@ -36,6 +36,9 @@ def read_text_lines(path: str, what: str = "file"):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
+                if b"\x00" in raw:  # re-encoding will not make a binary file text
+                    raise ValueError(f"{path}:{line_number}: {what} {path!r} looks binary, not text (it holds NUL "
+                                     "bytes); pass the text file instead.") from None
                 raise ValueError(
                     f"{path}:{line_number}: invalid UTF-8 (byte {raw[error.start]:#04x} at column "
                     f"{error.start + 1}). {reencode_advice(path, what)}"
@@ -59,7 +62,25 @@ def load_vocab(vocab_file: str) -> dict[str, int]:
         vocab[token] = line_number - 1
     if not vocab:
         raise ValueError(f"vocabulary file {vocab_file!r} is empty; expected one token per line.")
+    _check_layout(vocab_file, list(vocab))
     return vocab
+
+
+def _check_layout(vocab_file: str, tokens: list[str]) -> None:
+    """Refuses files of another layout read as one token per line, where they would only fail
+    later as "lacks the special token(s) [UNK] ... add them as lines" (they are there)."""
+    name = os.path.basename(vocab_file)
+    first = tokens[0].strip()
+    if first == "{" or first.startswith('{"'):
+        raise ValueError(f"vocabulary file {vocab_file!r} is JSON (a tokenizer.json?), not a vocab.txt of one token "
+                         "per line: pass the vocab.txt beside it (bert-jax tokenizer train and Hugging Face "
+                         "tokenizers save both).")
+    paired = sum(1 for t in tokens if len(t.split()) == 2 and t.split()[1].isdigit())
+    if paired > 0.9 * len(tokens):
+        cut = "cut -f1" if "\t" in tokens[0] else "cut -d' ' -f1"
+        raise ValueError(f"vocabulary file {vocab_file!r} holds 'token id' pairs (line 1: {tokens[0]!r}); a vocab.txt "
+                         f"holds the token alone, its id being its line number (from 0): if the ids are 0, 1, 2, ... "
+                         f"in order, `{cut} {name} > vocab.txt` writes one.")
 
 
 def load_vocab_from_tokenizer_json(path: str) -> dict[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -226,3 +227,31 @@ def test_shard_range_flag_is_checked(tmp_path, small_corpus, vocab_file, capsys)
     assert "START:END" in capsys.readouterr().err
     assert cli.main(base + ["--shard-range", "3:9"]) == 2
     assert "not within 0:4" in capsys.readouterr().err
+
+
+def test_a_vocabulary_of_another_layout_is_named_and_the_advice_works(tmp_path, small_corpus, vocab_file):
+    """A tokenizer.json, a 'token<TAB>id' file or a binary file given as --vocab was told it
+    "lacks the special token(s) [UNK], [CLS] ...: add them as lines" (they were there), or, for the
+    binary file, to re-encode it with iconv."""
+    import json
+    tokens = open(vocab_file, encoding="utf-8").read().split("\n")
+    tokens = tokens[:-1] if tokens[-1] == "" else tokens
+    out = str(tmp_path / "out")
+    as_json = tmp_path / "tokenizer.json"
+    as_json.write_text(json.dumps({"version": "1.0", "model": {"type": "WordPiece",
+                                                                "vocab": {t: i for i, t in enumerate(tokens)}}},
+                                  indent=2))
+    with pytest.raises(ValueError, match=r"is JSON \(a tokenizer.json\?\), not a vocab.txt"):
+        build.build(make_options([small_corpus], str(as_json)), out)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{t}\t{i}\n" for i, t in enumerate(tokens)))
+    with pytest.raises(ValueError, match=r"holds 'token id' pairs") as error:
+        build.build(make_options([small_corpus], str(pairs)), out)
+    command = re.search(r"`([^`]*)`", str(error.value)).group(1)
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True)  # the advice: cut -f1 pairs.tsv > vocab.txt
+    assert build.build(make_options([small_corpus], str(tmp_path / "vocab.txt")), out) is not None
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"\x00\x01\x02\xff\xfe" * 100)
+    with pytest.raises(ValueError, match=r"looks binary, not text") as error:
+        build.build(make_options([small_corpus], str(binary)), str(tmp_path / "out2"))
+    assert "iconv" not in str(error.value)
