@@ -17,6 +17,7 @@ size: an interrupted build never leaves a shard that looks complete.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -204,7 +205,11 @@ def load_manifest(path: str) -> tuple[str, dict]:
     manifest_path = os.path.join(directory, MANIFEST) if os.path.isdir(path) else path
     if not os.path.exists(manifest_path):
         hint = ""
-        if os.path.exists(os.path.join(directory, OPTIONS)):
+        if os.path.exists(os.path.join(directory, OPTIONS)) and not glob.glob(os.path.join(directory, "shard-*")):
+            # e.g. inputs without a document: the same command would fail the same way
+            hint = (" (a build started here but made no shard; run bert-jax data build again, with inputs that hold "
+                    "text if it said it found no documents)")
+        elif os.path.exists(os.path.join(directory, OPTIONS)):
             hint = " (the build is incomplete: re-run the same build command to finish the missing shards)"
         raise ShardError(f"no {MANIFEST} in {directory}{hint}")
     manifest = read_json(manifest_path)

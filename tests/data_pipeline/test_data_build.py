@@ -115,6 +115,12 @@ def test_bad_inputs_have_clear_messages(tmp_path, small_corpus, vocab_file, capl
         with pytest.raises(build.BuildError, match="no documents found"):
             build.build(make_options([str(empty)], vocab_file), str(tmp_path / "out_empty"))
     assert "empty.txt: empty file" in caplog.text
+    # that folder is not taken for shards, and the reason given is not "re-run the same command"
+    # (which fails the same way); a build with text in it then works
+    with pytest.raises(shards.ShardError, match=r"a build started here but made no shard; run bert-jax data build "
+                                                r"again, with inputs that hold text"):
+        shards.load_manifest(str(tmp_path / "out_empty"))
+    assert build.build(make_options([small_corpus], vocab_file), str(tmp_path / "out_empty")) is not None
 
 
 def test_one_sentence_documents_and_long_lines_warn_and_build(tmp_path, vocab_file, caplog):
