@@ -12,24 +12,10 @@ from bert_jax.metrics import squad_evaluate
 from bert_jax.tasks.squad_data import (SquadFeatures, parse_squad, read_squad_file, squad_features, squad_from_hf,
                                        truncate_question)
 from bert_jax.tasks.squad_postprocess import postprocess_squad, write_squad_predictions
+from bert_jax.tasks.text_classification_data import read_documents
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORPUS = sorted(glob.glob(os.path.join(ROOT, "data", "corpus", "*.txt")))
-
-
-def read_documents(path):
-    docs, current = [], []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                current.append(line)
-            elif current:
-                docs.append(current)
-                current = []
-    if current:
-        docs.append(current)
-    return docs
 
 
 @pytest.fixture(scope="module")
