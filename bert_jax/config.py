@@ -166,7 +166,7 @@ class BertConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a config must be a JSON object, got {type(data).__name__}.")
         if data.get("model_type", "bert") != "bert":
-            # read as BERT, its weights were refused key by key (39 names of another architecture)
+            # read as BERT, its weights were refused as a long list of keys that fit no parameter
             raise ValueError(f"{path}: model_type {data['model_type']!r} is not BERT; bert-jax reads BERT models "
                              "(model_type 'bert') only: pass a BERT checkpoint.")
         try:

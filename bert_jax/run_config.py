@@ -319,11 +319,13 @@ def recorded_shape_problem(run) -> str | None:
 def recorded_path(run: dict, path: str) -> str:
     """A path a run's config.json records, made absolute with the directory the run was started
     in (``resolved.cwd``), so that it names the same file from any directory; as recorded when
-    already absolute, empty, or the run recorded no directory."""
+    already absolute, empty, the run recorded no directory, or nothing exists there (the project
+    was moved or copied from another machine: then the current directory is the better guess)."""
     base = (run.get("resolved") or {}).get("cwd")
-    if not path or not isinstance(path, str) or os.path.isabs(path) or path == "scratch" or not isinstance(base, str):
+    if not path or not isinstance(path, str) or os.path.isabs(path) or not isinstance(base, str):
         return path
-    return os.path.join(base, path)
+    joined = os.path.join(base, path)
+    return joined if os.path.exists(joined) else path
 
 
 def recorded_vocab_file(workdir: str, *, or_else: str = "") -> str | None:
@@ -389,7 +391,8 @@ def recorded_defaults(config, workdir: str) -> list[str]:
     resolved = recorded.get("resolved", {})
     filled = []
     if not config.get("init_from") and recorded.get("init_from"):
-        config.init_from = recorded_path(recorded, str(recorded["init_from"]))
+        init_from = str(recorded["init_from"])
+        config.init_from = init_from if init_from == "scratch" else recorded_path(recorded, init_from)
         filled.append(f"init_from={config.init_from}")
     vocab = recorded_path(recorded, resolved.get("data", {}).get("vocab_file", ""))
     if not config.data.get("vocab_file") and vocab and os.path.isfile(vocab):

@@ -281,33 +281,40 @@ def _prepare_output(output: str) -> None:
         raise OutputError(f"cannot write to --output {output} ({why}); {hint}") from None
 
 
-def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _check_vocab_copy(output: str, vocab_bytes: bytes, vocab_file: str, overwrite: bool) -> None:
-    """Refuses an ``output/vocab.txt`` that is not ``--vocab``'s and that no earlier build here
-    wrote (unless ``overwrite``): it was kept, so the shards were described by another
-    vocabulary than the one that made them, and every later reader refused or misread them."""
-    path = os.path.join(output, shards.VOCAB)
+def _copy_tokens(path: str) -> list[str] | None:
+    """The tokens of a vocab.txt as the loaders read it (line endings and a final newline aside),
+    or None when it is not there."""
     if not os.path.isfile(path):
-        return
-    present = _read_bytes(path)
-    if present == vocab_bytes:
-        return
+        return None
+    with open(path, "rb") as f:
+        lines = [line.rstrip("\r") for line in f.read().decode("utf-8", errors="replace").split("\n")]
+    return lines[:-1] if lines[-1:] == [""] else lines
+
+
+def _check_vocab_copy(output: str, tokens: list[str], vocab_file: str, overwrite: bool) -> bool:
+    """Whether ``output/vocab.txt`` must be (re)written with ``tokens`` (``--vocab``'s).
+
+    Refuses one of other tokens that no earlier build here wrote (unless ``overwrite``): it was
+    kept, so the shards were described by another vocabulary than the one that made them, and
+    every later reader refused or misread them. ``--vocab`` itself, or a copy of its tokens, stays.
+    """
+    path = os.path.join(output, shards.VOCAB)
+    present = _copy_tokens(path)
+    if present is None:
+        return True
+    if os.path.samefile(path, vocab_file) or present == tokens:
+        return False
     recorded = None
     try:
         with open(os.path.join(output, shards.OPTIONS), encoding="utf-8") as f:
             recorded = json.load(f).get("vocab_hash")
     except (OSError, ValueError, AttributeError):
         pass
-    tokens = present.decode("utf-8", errors="replace").split("\n")
-    if recorded is not None and recorded == shards.vocab_hash(tokens[:-1] if tokens[-1:] == [""] else tokens):
-        return  # an earlier build's copy: the options check below compares (and cleans up) that build
+    if recorded is not None and recorded == shards.vocab_hash(present):
+        return True  # an earlier build's copy: the options check compares (and cleans up) that build
     if overwrite:
         logger.warning("--overwrite: replacing %s, which is not the vocabulary of --vocab %s", path, vocab_file)
-        return
+        return True
     raise OutputError(f"{path} exists and is not the vocabulary of --vocab {vocab_file} (no earlier build here wrote "
                       "it); move it out of the directory, use a new --output directory, or pass --overwrite to "
                       "replace it")
@@ -482,12 +489,12 @@ def build(
         raise BuildError(f"--shard-range {lo}:{hi} is not within 0:{opts.num_shards}")
     fingerprint = sources.fingerprint_inputs(files)  # refuses binary inputs before anything is written
     _prepare_output(output)
-    vocab_bytes = ("\n".join(vocab_tokens(vocab)) + "\n").encode("utf-8")
-    _check_vocab_copy(output, vocab_bytes, opts.vocab_file, overwrite)
-    _check_options(opts, output, shards.vocab_hash(vocab_tokens(vocab)), overwrite, fingerprint)
+    tokens = vocab_tokens(vocab)
+    write_copy = _check_vocab_copy(output, tokens, opts.vocab_file, overwrite)
+    _check_options(opts, output, shards.vocab_hash(tokens), overwrite, fingerprint)
     vocab_copy = os.path.join(output, shards.VOCAB)
-    if not os.path.exists(vocab_copy) or _read_bytes(vocab_copy) != vocab_bytes:
-        shards.atomic_write_bytes(vocab_copy, vocab_bytes)
+    if write_copy or not os.path.exists(vocab_copy):  # the options check may have removed an earlier copy
+        shards.atomic_write_bytes(vocab_copy, ("\n".join(tokens) + "\n").encode("utf-8"))
 
     todo = _shards_to_build(output, lo, hi, opts.num_shards)
     if todo:

@@ -205,7 +205,7 @@ def load_manifest(path: str) -> tuple[str, dict]:
     manifest_path = os.path.join(directory, MANIFEST) if os.path.isdir(path) else path
     if not os.path.exists(manifest_path):
         hint = ""
-        if os.path.exists(os.path.join(directory, OPTIONS)) and not glob.glob(os.path.join(directory, "shard-*")):
+        if os.path.exists(os.path.join(directory, OPTIONS)) and not glob.glob(os.path.join(glob.escape(directory), "shard-*")):
             # e.g. inputs without a document: the same command would fail the same way
             hint = (" (a build started here but made no shard; run bert-jax data build again, with inputs that hold "
                     "text if it said it found no documents)")

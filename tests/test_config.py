@@ -131,3 +131,29 @@ def test_a_config_of_another_architecture_is_named_as_such(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "model_type 'roberta' is not BERT; bert-jax reads BERT models (model_type 'bert') only" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_recorded_relative_paths_resolve_against_the_run_directory_or_stay_as_recorded(tmp_path):
+    """A run's relative init_from / vocab_file are read relative to where it was started; once that
+    directory is gone (the project moved, or was copied from another machine), as recorded."""
+    import ml_collections
+    from bert_jax.run_config import recorded_defaults
+    start = tmp_path / "project"
+    (start / "pt").mkdir(parents=True)
+    (start / "vocab.txt").write_text("[PAD]\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    record = {"init_from": "pt", "model": {}, "resolved": {"cwd": str(start), "data": {"vocab_file": "vocab.txt"}}}
+    (run / "config.json").write_text(json.dumps(record))
+
+    def filled():
+        config = ml_collections.ConfigDict({"init_from": "", "data": {"vocab_file": ""}, "model": {}})
+        recorded_defaults(config, str(run))
+        return config.init_from, config.data.vocab_file
+    assert filled() == (str(start / "pt"), str(start / "vocab.txt"))
+    record["init_from"] = "scratch"
+    (run / "config.json").write_text(json.dumps(record))
+    assert filled()[0] == "scratch"
+    record["init_from"], record["resolved"]["cwd"] = "pt", str(tmp_path / "gone")
+    (run / "config.json").write_text(json.dumps(record))
+    assert filled() == ("pt", "")  # as recorded; the vocabulary is not filled when it is not found

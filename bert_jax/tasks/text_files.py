@@ -23,6 +23,9 @@ def read_utf8(path: str, what: str = "file") -> str:
     except UnicodeDecodeError as error:
         start = error.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)  # offsets past a dropped BOM
         line = data.count(b"\n", 0, start) + 1
-        column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, start) + 1
+        if line_start == 0 and data.startswith(b"\xef\xbb\xbf"):
+            line_start = 3  # columns count from after the byte-order mark
+        column = start - line_start + 1
         raise ValueError(f"{path}:{line}: invalid UTF-8 (byte {data[start]:#04x} at column {column}). "
                          f"{reencode_advice(path, what)}") from None

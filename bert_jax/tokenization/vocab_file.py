@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 
 # The special tokens every BERT vocabulary must contain (attribute -> default).
 REQUIRED_SPECIAL_TOKENS = ("unk_token", "cls_token", "sep_token", "mask_token")
@@ -49,10 +50,10 @@ def read_text_lines(path: str, what: str = "file"):
 
 def reencode_advice(path: str, what: str = "file") -> str:
     """How to make ``path`` UTF-8 in place (a converted copy beside it would be read as well by a
-    directory or glob input)."""
-    name = os.path.basename(path)
-    return (f"Re-encode the {what} as UTF-8 in place, e.g. `iconv -f latin1 -t utf-8 {name} > {name}.tmp && "
-            f"mv {name}.tmp {name}` (latin1 for Latin-1 text; `file -i {name}` guesses the encoding).")
+    directory or glob input); the command names the file in full, so it works from any directory."""
+    name, tmp = shlex.quote(path), shlex.quote(f"{path}.tmp")
+    return (f"Re-encode the {what} as UTF-8 in place, e.g. `iconv -f latin1 -t utf-8 {name} > {tmp} && "
+            f"mv {tmp} {name}` (latin1 for Latin-1 text; `file -i {name}` guesses the encoding).")
 
 
 def load_vocab(vocab_file: str) -> dict[str, int]:
@@ -69,7 +70,6 @@ def load_vocab(vocab_file: str) -> dict[str, int]:
 def _check_layout(vocab_file: str, tokens: list[str]) -> None:
     """Refuses files of another layout read as one token per line, where they would only fail
     later as "lacks the special token(s) [UNK] ... add them as lines" (they are there)."""
-    name = os.path.basename(vocab_file)
     first = tokens[0].strip()
     if first == "{" or first.startswith('{"'):
         raise ValueError(f"vocabulary file {vocab_file!r} is JSON (a tokenizer.json?), not a vocab.txt of one token "
@@ -78,9 +78,11 @@ def _check_layout(vocab_file: str, tokens: list[str]) -> None:
     paired = sum(1 for t in tokens if len(t.split()) == 2 and t.split()[1].isdigit())
     if paired > 0.9 * len(tokens):
         cut = "cut -f1" if "\t" in tokens[0] else "cut -d' ' -f1"
+        fixed = f"{vocab_file}.tokens.txt"  # not the file itself: the shell would empty it before cut reads it
         raise ValueError(f"vocabulary file {vocab_file!r} holds 'token id' pairs (line 1: {tokens[0]!r}); a vocab.txt "
                          f"holds the token alone, its id being its line number (from 0): if the ids are 0, 1, 2, ... "
-                         f"in order, `{cut} {name} > vocab.txt` writes one.")
+                         f"in order, `{cut} {shlex.quote(vocab_file)} > {shlex.quote(fixed)}` writes one; pass "
+                         f"{fixed} instead.")
 
 
 def load_vocab_from_tokenizer_json(path: str) -> dict[str, int]:

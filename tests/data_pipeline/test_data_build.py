@@ -249,13 +249,16 @@ def test_a_vocabulary_of_another_layout_is_named_and_the_advice_works(tmp_path, 
                                   indent=2))
     with pytest.raises(ValueError, match=r"is JSON \(a tokenizer.json\?\), not a vocab.txt"):
         build.build(make_options([small_corpus], str(as_json)), out)
-    pairs = tmp_path / "pairs.tsv"
+    (tmp_path / "pairs").mkdir()
+    pairs = tmp_path / "pairs" / "vocab.txt"  # the usual name: cut into itself would have emptied it
     pairs.write_text("".join(f"{t}\t{i}\n" for i, t in enumerate(tokens)))
     with pytest.raises(ValueError, match=r"holds 'token id' pairs") as error:
         build.build(make_options([small_corpus], str(pairs)), out)
     command = re.search(r"`([^`]*)`", str(error.value)).group(1)
-    subprocess.run(command, shell=True, cwd=tmp_path, check=True)  # the advice: cut -f1 pairs.tsv > vocab.txt
-    assert build.build(make_options([small_corpus], str(tmp_path / "vocab.txt")), out) is not None
+    subprocess.run(command, shell=True, cwd=CORPUS_DIR, check=True)  # the advice, run from elsewhere
+    fixed = re.search(r"pass (\S+) instead", str(error.value)).group(1)
+    assert pairs.read_text().count("\t") == len(tokens)  # the file itself is left as it was
+    assert build.build(make_options([small_corpus], fixed), out) is not None
     binary = tmp_path / "model.bin"
     binary.write_bytes(b"\x00\x01\x02\xff\xfe" * 100)
     with pytest.raises(ValueError, match=r"looks binary, not text") as error:

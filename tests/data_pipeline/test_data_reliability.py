@@ -525,3 +525,13 @@ def test_a_vocab_txt_of_the_users_in_the_output_is_refused_not_kept(tmp_path, tw
     assert res.returncode == 0, res.stderr
     assert (other / "vocab.txt").read_bytes() == (out / "vocab.txt").read_bytes()
     assert shards.read_json(str(other / shards.MANIFEST))["num_shards"] == 1
+    # the same tokens with other line endings, or --vocab naming that very file, are not "another vocabulary"
+    for name, content in (("crlf", open(vocab_file, "rb").read().replace(b"\n", b"\r\n")),
+                          ("same", open(vocab_file, "rb").read())):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "vocab.txt").write_bytes(content)
+        given = str(folder / "vocab.txt") if name == "same" else vocab_file
+        res = _cli_build(*[folder.as_posix() if x == str(out) else given if x == vocab_file else x for x in args])
+        assert res.returncode == 0, res.stderr
+        assert (folder / "vocab.txt").read_bytes() == content  # the user's file, untouched

@@ -46,7 +46,7 @@ def test_a_latin1_file_is_refused_at_its_line_and_the_advice_reencodes_it(name, 
     message = str(error.value)
     assert message.startswith(f"{path}:{first_bad}: invalid UTF-8"), message
     command = re.search(r"`(iconv [^`]*)`", message).group(1)
-    subprocess.run(command, shell=True, cwd=tmp_path, check=True)
+    subprocess.run(command, shell=True, cwd=ROOT, check=True)  # from elsewhere, as finetune is run
     assert path.read_bytes() == latin1.decode("latin-1").encode("utf-8")
     read(str(path))  # reads now
     if word:
@@ -61,3 +61,6 @@ def test_a_byte_order_mark_is_not_part_of_the_first_field(tmp_path):
     plain = glue_data.read_glue("rte", str(tmp_path), "train")
     (tmp_path / "train.tsv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "train.tsv").read_bytes())
     assert glue_data.read_glue("rte", str(tmp_path), "train") == plain
+    (tmp_path / "train.tsv").write_bytes(b"\xef\xbb\xbfab\xe9\n")  # columns count from after the mark
+    with pytest.raises(ValueError, match=r"train.tsv:1: invalid UTF-8 \(byte 0xe9 at column 3\)"):
+        glue_data.read_glue("rte", str(tmp_path), "train")
