@@ -33,7 +33,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 
-from bert_jax.tokenization.vocab_file import read_text_lines
+from bert_jax.text_files import read_text_lines
 
 logger = logging.getLogger(__name__)
 

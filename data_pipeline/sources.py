@@ -28,6 +28,8 @@ import re
 import unicodedata
 from typing import Iterable, Iterator
 
+from bert_jax.text_files import reencode_advice
+
 logger = logging.getLogger(__name__)
 
 INPUT_FORMATS = ("bert", "lines", "paragraphs")
@@ -218,7 +220,6 @@ def _refuse_non_text(path: str, block: bytes, what: str = "input file") -> None:
         )
     reason = encoding_reason(block)
     if reason:
-        from bert_jax.tokenization.vocab_file import reencode_advice
         raise InputError(f"{what} {path} is not UTF-8 ({reason}). {reencode_advice(path, what)}")
 
 

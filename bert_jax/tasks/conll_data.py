@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bert_jax.tasks.text_files import read_utf8
+from bert_jax.text_files import read_utf8
 
 IGNORE_INDEX = -100
 DOCSTART = "-DOCSTART-"

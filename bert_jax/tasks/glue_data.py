@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from bert_jax.tasks.text_files import read_utf8
+from bert_jax.text_files import read_utf8
 
 csv.field_size_limit(1 << 24)  # MNLI rows carry full parse trees
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bert_jax.tasks.text_files import read_utf8
+from bert_jax.text_files import read_utf8
 
 
 

@@ -10,6 +10,8 @@ import json
 import os
 import shlex
 
+from bert_jax.text_files import read_text_lines
+
 # The special tokens every BERT vocabulary must contain (attribute -> default).
 REQUIRED_SPECIAL_TOKENS = ("unk_token", "cls_token", "sep_token", "mask_token")
 SPECIAL_TOKEN_ATTRS = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
@@ -20,40 +22,6 @@ DEFAULT_SPECIAL_TOKENS = {
     "cls_token": "[CLS]",
     "mask_token": "[MASK]",
 }
-
-
-def read_text_lines(path: str, what: str = "file"):
-    """Yields `(line_number, line)` (from 1, without the newline) of a UTF-8 file.
-
-    Streams the file; invalid UTF-8 raises `UnicodeDecodeError`-derived
-    `ValueError` naming the file and line rather than a bare byte offset.
-    """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{what} not found: {path!r}. Check the path (is it relative to the right directory?).")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{what} {path!r} is a directory; pass the file inside it.")
-    with open(path, "rb") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                if b"\x00" in raw:  # re-encoding will not make a binary file text
-                    raise ValueError(f"{path}:{line_number}: {what} {path!r} looks binary, not text (it holds NUL "
-                                     "bytes); pass the text file instead.") from None
-                raise ValueError(
-                    f"{path}:{line_number}: invalid UTF-8 (byte {raw[error.start]:#04x} at column "
-                    f"{error.start + 1}). {reencode_advice(path, what)}"
-                ) from None
-            # Universal newlines, as Python's text mode (and Hugging Face) reads them.
-            yield line_number, line.rstrip("\n").rstrip("\r")
-
-
-def reencode_advice(path: str, what: str = "file") -> str:
-    """How to make ``path`` UTF-8 in place (a converted copy beside it would be read as well by a
-    directory or glob input); the command names the file in full, so it works from any directory."""
-    name, tmp = shlex.quote(path), shlex.quote(f"{path}.tmp")
-    return (f"Re-encode the {what} as UTF-8 in place, e.g. `iconv -f latin1 -t utf-8 {name} > {tmp} && "
-            f"mv {tmp} {name}` (latin1 for Latin-1 text; `file -i {name}` guesses the encoding).")
 
 
 def load_vocab(vocab_file: str) -> dict[str, int]:

@@ -64,3 +64,25 @@ def test_a_byte_order_mark_is_not_part_of_the_first_field(tmp_path):
     (tmp_path / "train.tsv").write_bytes(b"\xef\xbb\xbfab\xe9\n")  # columns count from after the mark
     with pytest.raises(ValueError, match=r"train.tsv:1: invalid UTF-8 \(byte 0xe9 at column 3\)"):
         glue_data.read_glue("rte", str(tmp_path), "train")
+
+
+@pytest.mark.parametrize("ending", [b"\r\n", b"\r"])
+def test_the_line_named_is_the_readers_line_whatever_the_line_endings(ending, tmp_path):
+    """The readers split at CRLF and at a bare CR (old Mac exports) as at LF; the error must count alike."""
+    source, base, read, _ = CASES["conll"]
+    with open(source, encoding="utf-8") as f:
+        text = f.read()
+
+    def where(lines_end_with):  # "LINE: invalid UTF-8 (byte .. at column ..)" of the Latin-1 copy
+        path = tmp_path / lines_end_with.hex() / base
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(text.encode("latin-1", errors="replace").replace(b"\n", lines_end_with))
+        with pytest.raises(ValueError) as error:
+            read(str(path))
+        return str(error.value)[len(str(path)) + 1:].split(". ")[0]
+
+    assert where(ending) == where(b"\n")
+    utf8 = {end: tmp_path / f"{end.hex()}.txt" for end in (ending, b"\n")}
+    for end, path in utf8.items():
+        path.write_bytes(text.encode("utf-8").replace(b"\n", end))
+    assert read(str(utf8[ending])) == read(str(utf8[b"\n"]))
