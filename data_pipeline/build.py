@@ -37,6 +37,7 @@ import time
 import numpy as np
 import tqdm
 
+from bert_jax.text_files import read_text_lines
 from data_pipeline import instances, masking, shards, sources, tokens
 from data_pipeline.tokens import load_tokenizer, vocab_tokens
 
@@ -281,36 +282,42 @@ def _prepare_output(output: str) -> None:
         raise OutputError(f"cannot write to --output {output} ({why}); {hint}") from None
 
 
-def _copy_tokens(path: str) -> list[str] | None:
-    """The tokens of a vocab.txt as the loaders read it (line endings and a final newline aside),
-    or None when it is not there."""
-    if not os.path.isfile(path):
+def _read_record(output: str, overwrite: bool) -> dict | None:
+    """The ``build_options.json`` an earlier build in ``output`` wrote; None when there is none, or
+    when it is unreadable and ``overwrite`` (refused otherwise)."""
+    path = os.path.join(output, shards.OPTIONS)
+    if not os.path.exists(path):
         return None
-    with open(path, "rb") as f:
-        lines = [line.rstrip("\r") for line in f.read().decode("utf-8", errors="replace").split("\n")]
-    return lines[:-1] if lines[-1:] == [""] else lines
+    fix = "use a new --output directory, or pass --overwrite to rebuild it"
+    try:
+        old = shards.read_json(path, fix=fix)
+        if not isinstance(old, dict):
+            raise shards.ShardError(f"{path} is damaged (JSON of another shape, not an object); {fix}")
+        return old
+    except shards.ShardError:
+        if not overwrite:
+            raise
+        return None
 
 
-def _check_vocab_copy(output: str, tokens: list[str], vocab_file: str, overwrite: bool) -> bool:
+def _check_vocab_copy(output: str, tokens: list[str], vocab_file: str, overwrite: bool, old: dict | None) -> bool:
     """Whether ``output/vocab.txt`` must be (re)written with ``tokens`` (``--vocab``'s).
 
-    Refuses one of other tokens that no earlier build here wrote (unless ``overwrite``): it was
-    kept, so the shards were described by another vocabulary than the one that made them, and
-    every later reader refused or misread them. ``--vocab`` itself, or a copy of its tokens, stays.
+    Refuses one of other tokens that no earlier build here wrote (``old`` is that build's record;
+    unless ``overwrite``): it was kept, so the shards were described by another vocabulary than the
+    one that made them, and every later reader refused or misread them. ``--vocab`` itself, or a
+    copy of its tokens with other line endings, stays.
     """
     path = os.path.join(output, shards.VOCAB)
-    present = _copy_tokens(path)
-    if present is None:
+    if not os.path.isfile(path):
         return True
+    try:
+        present = [token for _, token in read_text_lines(path)]
+    except ValueError:  # not UTF-8 text: not --vocab's tokens, nor a copy any build wrote
+        present = None
     if os.path.samefile(path, vocab_file) or present == tokens:
         return False
-    recorded = None
-    try:
-        with open(os.path.join(output, shards.OPTIONS), encoding="utf-8") as f:
-            recorded = json.load(f).get("vocab_hash")
-    except (OSError, ValueError, AttributeError):
-        pass
-    if recorded is not None and recorded == shards.vocab_hash(present):
+    if present is not None and (old or {}).get("vocab_hash") == shards.vocab_hash(present):
         return True  # an earlier build's copy: the options check compares (and cleans up) that build
     if overwrite:
         logger.warning("--overwrite: replacing %s, which is not the vocabulary of --vocab %s", path, vocab_file)
@@ -356,17 +363,13 @@ def _delete_previous_build(output: str, old: dict | None) -> None:
     shutil.rmtree(os.path.join(output, PARTIAL), ignore_errors=True)
 
 
-def _check_options(opts: BuildOptions, output: str, vocab_digest: str, overwrite: bool, fingerprint: list[dict]) -> None:
-    """Refuses an output directory built with other options or other inputs (unless ``overwrite``)."""
+def _check_options(opts: BuildOptions, output: str, vocab_digest: str, overwrite: bool, fingerprint: list[dict],
+                   old: dict | None) -> None:
+    """Refuses an output directory built with other options or other inputs (unless ``overwrite``);
+    ``old`` is the record of the build there (``_read_record``)."""
     path = os.path.join(output, shards.OPTIONS)
     recorded = {"options": opts.recorded(), "vocab_hash": vocab_digest, "inputs": fingerprint}
     if os.path.exists(path):
-        try:
-            old = shards.read_json(path, fix="use a new --output directory, or pass --overwrite to rebuild it")
-        except shards.ShardError:
-            if not overwrite:
-                raise
-            old = None
         if old is not None:
             old_opts = {**old.get("options", {}), "vocab_hash": old.get("vocab_hash")}
             new_opts = {**recorded["options"], "vocab_hash": vocab_digest}
@@ -490,8 +493,9 @@ def build(
     fingerprint = sources.fingerprint_inputs(files)  # refuses binary inputs before anything is written
     _prepare_output(output)
     tokens = vocab_tokens(vocab)
-    write_copy = _check_vocab_copy(output, tokens, opts.vocab_file, overwrite)
-    _check_options(opts, output, shards.vocab_hash(tokens), overwrite, fingerprint)
+    old = _read_record(output, overwrite)
+    write_copy = _check_vocab_copy(output, tokens, opts.vocab_file, overwrite, old)
+    _check_options(opts, output, shards.vocab_hash(tokens), overwrite, fingerprint, old)
     vocab_copy = os.path.join(output, shards.VOCAB)
     if write_copy or not os.path.exists(vocab_copy):  # the options check may have removed an earlier copy
         shards.atomic_write_bytes(vocab_copy, ("\n".join(tokens) + "\n").encode("utf-8"))
