@@ -136,9 +136,9 @@ def load_init_params(path: str, model_config, target: str, fresh_params, *, scan
     if report.initialized:
         log.warning("init_from=%s: encoder restored (%d tensors); freshly initialised (trained from scratch by "
                     "this run): %s%s", path, len(report.loaded), ", ".join(report.initialized), other)
-    unused = [k for k in report.unused if not any(m.startswith(f"{k}:") for m in report.mismatched)]  # said above
-    if unused:
-        log.info("init_from=%s: %d tensor(s) not used by %s: %s", path, len(unused), target, ", ".join(sorted(unused)))
+    if report.unused:
+        log.info("init_from=%s: %d tensor(s) not used by %s: %s", path, len(report.unused), target,
+                 ", ".join(sorted(report.unused)))
     return params, report.initialized
 
 

@@ -54,7 +54,8 @@ class ConversionReport:
     unused: list = dataclasses.field(default_factory=list)
     ignored: list = dataclasses.field(default_factory=list)
     renamed: dict = dataclasses.field(default_factory=dict)
-    # head tensors skipped for their shape (ignore_mismatched_heads): "key: checkpoint (a, b), needs (c, b)"
+    # head tensors freshly initialised for their shape (ignore_mismatched_heads), not listed under
+    # ``unused``: "key: checkpoint (a, b), needs (c, b)"
     mismatched: list = dataclasses.field(default_factory=list)
 
 
@@ -94,6 +95,39 @@ def _normalize(key: str, target: str, report: ConversionReport) -> str:
     return new
 
 
+_SIZE_KEYS = {  # config field -> (key suffix, axis of its torch-layout shape)
+    "vocab_size": ("embeddings.word_embeddings.weight", 0),
+    "hidden_size": ("embeddings.word_embeddings.weight", 1),
+    "max_position_embeddings": ("embeddings.position_embeddings.weight", 0),
+    "type_vocab_size": ("embeddings.token_type_embeddings.weight", 0),
+    "intermediate_size": ("encoder.layer.0.intermediate.dense.weight", 0),
+}
+
+
+def _size_advice(state_dict: dict, config: BertConfig) -> str:
+    """``" config.json gives hidden_size=768 where the weights have 256, ..."`` for each size the
+    weights show and the config contradicts ("" when none): a config.json that leaves a size out
+    takes Hugging Face's default, and the tensor-by-tensor list alone did not say which field."""
+    found = {}
+    for field, (suffix, axis) in _SIZE_KEYS.items():
+        for key, value in state_dict.items():
+            if key == suffix or key.endswith("." + suffix):
+                found[field] = int(np.shape(value)[axis])
+                break
+    layers = {int(m.group(1)) for k in state_dict for m in [re.search(r"(?:^|\.)encoder\.layer\.(\d+)\.", k)] if m}
+    if layers:
+        found["num_hidden_layers"] = max(layers) + 1
+    wrong = [f"{k}={getattr(config, k)} where the weights have {v}" for k, v in found.items() if getattr(config, k) != v]
+    if not wrong:
+        return ""
+    defaults = BertConfig()
+    default = [k for k, v in found.items() if getattr(config, k) != v and getattr(config, k) == getattr(defaults, k)]
+    left_out = (f" ({', '.join(default)}: Hugging Face's default, which a config.json that leaves the field out "
+                "takes)" if default else "")
+    return (f" The config gives {'; '.join(wrong)}{left_out}: set "
+            f"{', '.join(k + '=' + str(found[k]) for k in found if getattr(config, k) != found[k])} in config.json.")
+
+
 def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *, init_params: dict | None = None,
                             seed: int = 0, param_dtype=np.float32, scan_layers: bool = False,
                             ignore_mismatched_heads: bool = False, report_to_user: bool = True
@@ -109,7 +143,8 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
       param_dtype: dtype of the returned arrays.
       scan_layers: return the layers stacked for a ``scan_layers=True`` module.
       ignore_mismatched_heads: a head tensor whose shape does not fit (a classifier for another
-        number of labels) is reported unused and the head freshly initialised, instead of an error.
+        number of labels) is reported under ``mismatched`` and the head freshly initialised, instead
+        of an error.
         Encoder mismatches are always errors.
       report_to_user: warn about freshly initialised parameters and log unused keys; False leaves
         that to the caller (both are in the returned report).
@@ -137,7 +172,7 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
             want = tuple(expected[path].shape)
             torch_want = want[::-1] if path[-1] == "kernel" else want
             if array.shape != want and ignore_mismatched_heads and not _is_encoder(path, target):
-                report.unused.append(key)  # e.g. a classifier trained for another label set
+                # e.g. a classifier trained for another label set: initialised below, and said why
                 report.mismatched.append(f"{key}: checkpoint {tuple(np.asarray(value).shape)}, needs {torch_want}")
                 continue
             if array.shape != want:
@@ -164,24 +199,30 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
         else:
             report.unused.append(decoder_bias[0])
     if mismatched:
+        shown = sorted(mismatched)[:8] + ([f"... and {len(mismatched) - 8} more"] if len(mismatched) > 8 else [])
         raise ValueError(f"Shape mismatch for {len(mismatched)} tensor(s) (shapes in torch layout); check that "
-                         f"config.json matches the weights:\n  " + "\n  ".join(sorted(mismatched)))
+                         f"config.json matches the weights.{_size_advice(state_dict, config)}\n  "
+                         + "\n  ".join(shown))
     if unknown:
         raise ValueError(
             f"{len(unknown)} checkpoint key(s) belong to no parameter of {target} with this config: "
             f"{', '.join(sorted(unknown))}. Check num_hidden_layers / add_cross_attention in config.json, "
-            f"or that this is a BERT checkpoint.")
+            f"or that this is a BERT checkpoint.{_size_advice(state_dict, config)}")
     missing = [path for path in expected if path not in flat]
     encoder_missing = [p for p in missing if _is_encoder(p, target)]
     if encoder_missing:
+        names = [flax_path_to_hf_key(p) for p in encoder_missing]
+        shown = names[:8] + ([f"... and {len(names) - 8} more"] if len(names) > 8 else [])
         raise ValueError(
-            f"{len(encoder_missing)} encoder weight(s) missing from the checkpoint: "
-            f"{', '.join(flax_path_to_hf_key(p) for p in encoder_missing)}. A partial encoder "
-            f"cannot be used; check the checkpoint and its config.json.")
+            f"{len(encoder_missing)} encoder weight(s) missing from the checkpoint; a partial encoder cannot be "
+            f"used: check the checkpoint and its config.json.{_size_advice(state_dict, config)} Missing: "
+            f"{', '.join(shown)}.")
     if missing:
         names = sorted(flax_path_to_hf_key(p) for p in missing)
         message = (f"{target}: {len(names)} parameter(s) not in the checkpoint are freshly initialised "
                    f"(train them before use): {', '.join(names)}")
+        if report.mismatched:
+            message += f" (the checkpoint's are of another shape: {'; '.join(report.mismatched)})"
         if report_to_user:
             warnings.warn(message, stacklevel=2)
             logger.warning(message)

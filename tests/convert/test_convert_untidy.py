@@ -194,6 +194,32 @@ def test_mismatched_head_is_an_error_unless_asked_to_reinitialise(pretrained, tm
     BertForSequenceClassification(model.config.replace(num_labels=2), params=None).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"'classifier\.weight'.*checkpoint has \(2, 32\), the config expects \(4, 32\)"):
         BertForSequenceClassification.from_pretrained(tmp_path, num_labels=4)
-    with pytest.warns(UserWarning, match=r"classifier\.bias, classifier\.weight"):
+    with pytest.warns(UserWarning, match=r"classifier\.bias, classifier\.weight \(the checkpoint's are of another "
+                      r"shape: classifier\.bias: checkpoint \(2,\), needs \(4,\); classifier\.weight: checkpoint "
+                      r"\(2, 32\), needs \(4, 32\)\)"):
         resized = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=4, ignore_mismatched_sizes=True)
     assert resized.params["classifier"]["kernel"].shape == (32, 4)
+
+
+@pytest.mark.parametrize("left_out", [("hidden_size", "intermediate_size", "num_hidden_layers"),
+                                      ("num_hidden_layers",)])
+def test_a_config_json_that_leaves_out_a_size_is_told_which_and_the_advice_loads_it(pretrained, tmp_path, left_out):
+    """A config.json without hidden_size or num_hidden_layers takes Hugging Face's defaults (768, 12);
+    the error listed dozens of tensors but not the field, nor the value the weights need."""
+    model, _ = pretrained
+    model.save_pretrained(tmp_path)
+    with open(tmp_path / "config.json") as f:
+        config = json.load(f)
+    given = {k: config.pop(k) for k in left_out}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError) as error:
+        BertForPreTraining.from_pretrained(tmp_path)
+    message = str(error.value)
+    advice = f"set {', '.join(f'{k}={v}' for k, v in sorted(given.items()))} in config.json"
+    assert advice in message, message
+    for k in left_out:
+        assert f"{k}={getattr(BertConfig(), k)} where the weights have {given[k]}" in message, message
+    assert len(message) < 2500, message  # the tensors are cut to a few lines
+    config.update(given)  # following the advice
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    _assert_same(BertForPreTraining.from_pretrained(tmp_path).params, model.params)
