@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from bert_jax.run_config import ConfigError, finetune_defaults, load_config, pretrain_defaults  # noqa: F401
@@ -152,9 +151,10 @@ def evaluate_main(argv: list[str]) -> int:
     """``bert-jax evaluate --config F --workdir W [--split dev|test] [--step N]``."""
     def work(config, args):
         from bert_jax.finetuning import results_table, run_evaluation
+        from bert_jax.report import holds_run
         values = run_evaluation(config, args.workdir, split=args.split, step=args.step)
-        if any(os.path.exists(os.path.join(args.workdir, n)) for n in ("metrics.jsonl", "config.json")):
-            write_report_quietly(args.workdir)  # not for a model directory scored into a new workdir
+        if holds_run(args.workdir):  # not a new workdir a model directory was scored into
+            write_report_quietly(args.workdir)
         print(results_table(values, f"{config.task} ({args.split})") if values else
               f"{config.task} ({args.split}): predictions written under {args.workdir}/eval/")
         return 0

@@ -179,6 +179,12 @@ def _runs(workdir: str) -> list[tuple[str, str]]:
     return runs
 
 
+def holds_run(workdir: str) -> bool:
+    """Whether ``workdir`` holds what a report shows: a run, ``seed_<s>/`` sub-runs or their
+    ``eval/summary.json`` (not a model directory, nor a new workdir a model was only scored into)."""
+    return bool(_runs(workdir)) or os.path.isfile(os.path.join(workdir, "eval", "summary.json"))
+
+
 # ---------------------------------------------------------------- plots
 
 
@@ -421,7 +427,7 @@ def write_report(workdir: str, output: str | None = None, overwrite: bool = Fals
                           "pass a run directory (the --workdir of bert-jax pretrain or finetune).")
     run_dirs = _runs(workdir)
     summary_path = os.path.join(workdir, "eval", "summary.json")
-    if not run_dirs and not os.path.isfile(summary_path):
+    if not holds_run(workdir):
         if _is_model_config(os.path.join(workdir, "config.json")):
             raise ReportError(f"{workdir} is a model directory (its config.json describes a model, not a run); "
                               "pass a run directory (the --workdir of bert-jax pretrain or finetune).")
