@@ -2,7 +2,6 @@
 of a multi-seed fine-tuning, and the page as a headless browser renders it."""
 
 import base64
-import glob
 import html
 import io
 import json

@@ -88,8 +88,8 @@ class GlueTask(registry.FinetuneTask):
         if cfg.data.hub_name:
             return glue_data.load_glue_hub(self.name if split != "ax" else "ax", split)
         if not cfg.data.data_dir:
-            raise ValueError(f"data.data_dir is empty: pass --config.data.data_dir=DIR (the task's folder in the "
-                             f"GLUE distribution layout), or --config.data.hub_name=glue on a machine with network.")
+            raise ValueError("data.data_dir is empty: pass --config.data.data_dir=DIR (the task's folder in the "
+                             "GLUE distribution layout), or --config.data.hub_name=glue on a machine with network.")
         if split == "ax":
             return glue_data.read_glue("ax", self._ax_dir(cfg), "test")
         return glue_data.read_glue(self.name, cfg.data.data_dir, split)

@@ -16,7 +16,7 @@ from typing import Any
 
 from bert_jax.tokenization.backend import build_backend, read_normalizer_settings
 from bert_jax.tokenization.encoding import BatchEncoding
-from bert_jax.tokenization.options import EncodeOptions, check_strings, resolve_options, split_inputs
+from bert_jax.tokenization.options import EncodeOptions, resolve_options, split_inputs
 from bert_jax.tokenization.vocab_file import (
     SPECIAL_TOKEN_ATTRS,
     check_special_tokens,

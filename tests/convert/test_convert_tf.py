@@ -9,7 +9,6 @@ loaded with the same weights, mapped by hand here.
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest

@@ -339,6 +339,7 @@ def test_checkpoint_from_eight_devices_continues_on_one(shards, tmp_path):
     # the checkpoint's own shardings, which a 1-device process cannot build.
     res = subprocess.run([sys.executable, "-c", EIGHT_DEVICE_RUN, str(eight), *args], env=cli_env(8), cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
     assert checkpointing.make_manager(str(eight / "checkpoints")).all_steps() == [3, 5]
     reference = losses(eight)
     for name in ("one", "frozen"):  # workdirs holding only the 8-device step-3 checkpoint
