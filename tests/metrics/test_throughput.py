@@ -33,6 +33,7 @@ def test_excluded_seconds_are_left_out_of_the_rates(monkeypatch):
     assert t.read()["step_time_s"] == pytest.approx(1.0)  # the exclusion was for that interval only
 
 
+@pytest.mark.slow  # ~20 s; the default run keeps a margin under its 20 minutes
 def test_the_loop_leaves_evaluation_time_out_of_step_time(tmp_path):
     """A pretraining run whose evaluation takes 2 s, every 2 steps: without the exclusion every
     interval after an evaluation would report >= 1 s per step of a model that steps in ms."""

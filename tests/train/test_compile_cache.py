@@ -41,6 +41,7 @@ def _losses(workdir):
         return [json.loads(line)["train/loss"] for line in f if '"train/loss"' in line]
 
 
+@pytest.mark.slow  # ~20 s; the default run keeps a margin under its 20 minutes
 def test_a_repeated_run_loads_its_train_step_from_the_cache(corpus_shards, tmp_path, caplog):
     cache, before = str(tmp_path / "xla_cache"), jax.config.jax_compilation_cache_dir
     min_time = jax.config.jax_persistent_cache_min_compile_time_secs

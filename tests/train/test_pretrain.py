@@ -328,6 +328,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow  # ~20 s; the default run keeps a margin under its 20 minutes
 def test_checkpoint_from_eight_devices_continues_on_one(shards, tmp_path):
     """A step-3 checkpoint written on a 2x2x2 mesh of 8 devices, restored on 1 device:
     the parameters are exactly the 8-device ones (a zero-learning-rate step keeps them),
