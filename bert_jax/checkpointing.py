@@ -225,9 +225,9 @@ def latest_intact_step(manager_or_dir, *, require_verified: bool = False) -> tup
 
     Steps are checked newest first (``verify_step``: every file against its
     recorded size and sha256); the first verified one is returned. An
-    unverified step (no record) is returned too, unless ``require_verified``,
-    and logged as unverified: nothing vouches for its bytes, so ``restore`` of
-    it may still raise ``CheckpointCorrupt``.
+    unverified step (no record) is returned too, unless ``require_verified``:
+    nothing vouches for its bytes, so ``restore`` of it may still raise
+    ``CheckpointCorrupt`` (reading it logs it as unverified, once).
 
     Args:
       manager_or_dir: a ``CheckpointManager`` or a checkpoints directory.
@@ -244,8 +244,6 @@ def latest_intact_step(manager_or_dir, *, require_verified: bool = False) -> tup
     for step in reversed(steps):
         check = verify_step(directory, step, cache)
         if check.status == "verified" or (check.status == "unverified" and not require_verified):
-            if check.status == "unverified":
-                log.warning("checkpoint step %d in %s is unverified: %s", step, directory, check.reason)
             for s, reason in skipped:
                 log.warning("skipping checkpoint step %d in %s: %s", s, directory, reason)
             return step, skipped

@@ -124,6 +124,7 @@ def test_unverified_step_that_fails_to_read_is_refused_with_advice_that_works(sh
         f.truncate(10)
     res = cli(["pretrain", *args, "--config.optim.total_steps=6"])
     assert res.returncode == 2, res.stderr[-3000:]
+    assert res.stderr.count("no checksum record") == 1, res.stderr  # the unverified step is said once
     # TensorStore's own threads may print "Event loop is closed" tracebacks at the same time
     # (docs/reliability.md), even onto the same line: find the message, not a line starting with it.
     line = re.findall(r"bert-jax pretrain: (.*)", res.stderr)
