@@ -50,7 +50,9 @@ class MetricsHook(Hook):
 
     Args:
       writer: ``bert_jax.metrics.MetricWriter``.
-      throughput: ``bert_jax.metrics.Throughput`` (ticked every step, read at log steps).
+      throughput: ``bert_jax.metrics.Throughput`` (ticked every step, read at log steps). The
+        process's first step is not ticked: it waits for that step and starts the clock over, so
+        its compile is reported as ``first_step_s`` instead of as a slow interval.
       seq_length: returns the positions per row of the step just run (None: the full length).
       every: log interval; the last step (``total_steps``) is always logged.
     """
@@ -60,10 +62,16 @@ class MetricsHook(Hook):
         self.seq_length = seq_length
         self.pending: list[tuple[int, dict]] = []  # (step, metrics), device or host values
         self.last: dict[str, float] = {}
+        self.first = True
 
     def __call__(self, step, state, metrics):
         self.pending.append((step, metrics))
-        self.throughput.tick(self.seq_length())
+        if self.first:  # one host sync per process
+            self.first = False
+            jax.block_until_ready(metrics)
+            self.throughput.start_over()
+        else:
+            self.throughput.tick(self.seq_length())
         self.writer.advance(step)
         if self.due(step) or step == self.total:
             self.write(step)

@@ -144,7 +144,9 @@ class Throughput:
     ``flops_per_step`` is for rows of ``seq_length`` positions. When batches are shorter (length-
     bucketed fine-tuning), ``tick(seq_length)`` says so and ``flops_at(seq_length)`` gives that
     step's FLOPs, so tokens/s and MFU count the positions actually computed. ``exclude(seconds)``
-    leaves evaluation time out of the interval it fell in.
+    leaves evaluation time out of the interval it fell in; ``start_over``
+    leaves out everything so far (a process's first step, which includes its compile) and reports
+    those seconds once, as ``first_step_s``.
     """
 
     def __init__(self, global_batch_size: int, seq_length: int, flops_per_step: float,
@@ -154,6 +156,14 @@ class Throughput:
         self.flops_at = flops_at
         self._t0, self._steps, self._tokens, self._flops = time.perf_counter(), 0, 0, 0.0
         self._excluded = 0.0
+        self._first: float | None = None
+
+    def start_over(self) -> None:
+        """Drop the interval so far from the rates; its seconds are reported by the next ``read``
+        as ``first_step_s`` (call once the first step's work is complete)."""
+        now = time.perf_counter()
+        self._first = now - self._t0 - self._excluded
+        self._t0, self._steps, self._tokens, self._flops, self._excluded = now, 0, 0, 0.0, 0.0
 
     def tick(self, seq_length: int | None = None) -> None:
         seq = self.seq if seq_length is None else int(seq_length)
@@ -172,10 +182,11 @@ class Throughput:
         elapsed = max(now - self._t0 - self._excluded, 1e-12)
         steps, tokens, flops = self._steps, self._tokens, self._flops
         self._t0, self._steps, self._tokens, self._flops, self._excluded = now, 0, 0, 0.0, 0.0
+        first, self._first = ({} if self._first is None else {"first_step_s": self._first}), None
         if not steps:
-            return {}
+            return first
         dt = elapsed / steps
-        out = {"step_time_s": dt, "seq_per_s": self.batch / dt, "tokens_per_s": tokens / elapsed}
+        out = {**first, "step_time_s": dt, "seq_per_s": self.batch / dt, "tokens_per_s": tokens / elapsed}
         if self.peak:
             out["mfu"] = flops / elapsed / (self.devices * self.peak)
         return out
