@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import re
 import string
 
@@ -183,9 +184,15 @@ def _best_threshold(predictions, raw, na_probs, has_answer, total) -> tuple[floa
     question scores 1), then admits questions in increasing no-answer order:
     an answerable one adds its score, an unanswerable one answered non-empty
     loses its point. Questions absent from ``raw`` (no prediction) are skipped.
+
+    The script's starting threshold, 0.0, stands for "below every value" of its no-answer
+    probabilities (>= 0). Null-score differences can be negative, where 0.0 would answer the
+    questions whose best the search found unanswered: then it starts just below the lowest, so
+    the threshold returned, applied, gives the best score.
     """
     score = best = sum(1 for qid in raw if not has_answer[qid])
-    best_thresh = 0.0
+    lowest = min(na_probs.values(), default=0.0)
+    best_thresh = 0.0 if lowest >= 0 else math.nextafter(lowest, -math.inf)
     for qid in sorted(na_probs, key=lambda k: na_probs[k]):
         if qid not in raw:
             continue
