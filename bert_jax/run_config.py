@@ -22,6 +22,7 @@ import difflib
 import importlib.util
 import json
 import os
+import re
 
 import ml_collections
 
@@ -354,10 +355,49 @@ _SAME_RUN_ADVICE = {
 }
 
 
+# What a resume may change: how long it trains, what it logs, evaluates and saves, where the files
+# are and how the work is laid out on devices. Any other field is the recipe of the steps already
+# taken (seed, optimizer, batch, data settings, ...): changing it on a resume trained the rest of
+# the run with other settings while config.json (and the report) described all of it by the new.
+_RESUME_MAY_CHANGE = re.compile(
+    r"^(optim\.total_steps|num_epochs|seeds|eval_split|checkpoint\..*|log_every_steps|eval_every_steps|"
+    r"eval_at_start|eval_steps|stop_check_every_steps|init_from|distributed\..*|peak_flops_per_device|"
+    r"compilation_cache_dir|mesh_shape|logical_axis_rules|num_microbatches|remat_policy|data\.prefetch|"
+    r"data\.\w+_(dir|file)|data\.hub_name|data\.allow_skips|data\.max_answer_length|data\.n_best_size|"
+    r"data\.null_score_diff_threshold|data\.scheme)$")
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def recipe_changes(recorded: dict, cfg) -> list[str]:
+    """``"field before -> now"`` for each setting of the recorded run that ``cfg`` changes and a
+    resume may not (``_RESUME_MAY_CHANGE``); fields only one side knows, and model sizes left to
+    the checkpoint (-1), are not compared (the checkpoint's shapes are checked on their own)."""
+    before = _flat({k: v for k, v in recorded.items() if k != "resolved"})
+    now = _flat(json.loads(json.dumps(cfg.to_dict())))  # tuples as the recorded JSON lists
+    changes = []
+    for key in sorted(before.keys() & now.keys()):
+        if _RESUME_MAY_CHANGE.match(key) or before[key] == now[key]:
+            continue
+        if key.startswith("model.") and -1 in (before[key], now[key]):
+            continue
+        changes.append(f"{key} {before[key]!r} -> {now[key]!r}")
+    return changes
+
+
 def check_same_run(cfg, workdir: str, doing: str) -> None:
     """Refuse to ``doing`` (``"resume"`` or ``"evaluate"``) the checkpoints of ``workdir`` with a
     config of another mode or task: an RTE run resumed with the SST-2 config (the same 2-label
-    head) went on training on SST-2 data, and evaluated with it scored the RTE model on SST-2."""
+    head) went on training on SST-2 data, and evaluated with it scored the RTE model on SST-2.
+    A resume is also refused with another recipe (``recipe_changes``)."""
     try:
         recorded = read_recorded(workdir)
     except (OSError, ValueError):
@@ -377,6 +417,13 @@ def check_same_run(cfg, workdir: str, doing: str) -> None:
         raise ConfigError(f"{workdir} was trained with data.lowercase={before} (its config.json) and this config "
                           f"has data.lowercase={now}: the model would read other tokens than it learned. Pass "
                           f"--config.data.lowercase={before}.")
+    changes = recipe_changes(recorded, cfg) if doing == "resume" else []
+    if changes:
+        raise ConfigError(f"{workdir} holds a run started with other settings (its config.json): {'; '.join(changes)}. "
+                          "Resuming would train its remaining steps with other settings than its first ones, and its record would "
+                          "describe them all by the new. Resume it with the settings it was started with (a resume "
+                          "may change optim.total_steps and the logging, evaluation and checkpoint intervals), or "
+                          "use a new --workdir.")
 
 
 def recorded_defaults(config, workdir: str) -> list[str]:

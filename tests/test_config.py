@@ -157,3 +157,20 @@ def test_recorded_relative_paths_resolve_against_the_run_directory_or_stay_as_re
     record["init_from"], record["resolved"]["cwd"] = "pt", str(tmp_path / "gone")
     (run / "config.json").write_text(json.dumps(record))
     assert filled() == ("pt", "")  # as recorded; the vocabulary is not filled when it is not found
+
+
+def test_a_resume_may_change_length_intervals_and_paths_but_not_the_recipe():
+    """recipe_changes, per field kind, on a fine-tuning config (GLUE RTE)."""
+    import os
+    from bert_jax.launch import load_config
+    from bert_jax.run_config import recipe_changes
+    rte = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "glue", "rte.py")
+    recorded = {**json.loads(json.dumps(load_config(rte, []).to_dict())), "resolved": {"model": {"hidden_size": 128}}}
+    allowed = ["optim.total_steps=99", "checkpoint.every_steps=7", "log_every_steps=3", "eval_every_steps=5",
+               "data.data_dir='/moved/rte'", "init_from='/elsewhere'", "mesh_shape=(1,1,1)", "num_microbatches=2",
+               "model.hidden_size=128"]
+    assert recipe_changes(recorded, load_config(rte, allowed)) == []
+    refused = ["optim.learning_rate=0.5", "global_batch_size=4", "seed=9", "data.max_seq_length=32",
+               "data.bucket_lengths=(16,32)", "model.hidden_dropout_prob=0.0"]
+    changes = recipe_changes(recorded, load_config(rte, refused))
+    assert [c.split()[0] for c in changes] == sorted(r.split("=")[0] for r in refused), changes
