@@ -208,6 +208,13 @@ def run_finetuning(config, workdir: str) -> dict:
       ``{"runs": {seed: result}, "summary": {metric: {"mean", "std", "values"}}, "exit_code", ...}``.
     """
     from bert_jax.trainer import atomic_write_text, check_workdir, run_training
+    total = config.optim.total_steps
+    # any other value <= 0 used to mean "num_epochs" silently (0 trained 129 steps)
+    check(total == -1 or total > 0, f"optim.total_steps={total}: give a positive number of steps, or -1 "
+                                    "(the default) to train num_epochs epochs.")
+    check(total > 0 or config.num_epochs > 0, f"num_epochs={config.num_epochs} with optim.total_steps=-1: give a "
+                                              "positive number of epochs (fractions such as 0.5 work), or "
+                                              "a positive optim.total_steps.")
     if not config.seeds:
         return run_training(config, workdir, finetune_job)
     check_workdir(workdir)  # the runs go to workdir/seed_<s>, which run_training checks

@@ -3,6 +3,7 @@ part a corpus sentence comes from) from a pretraining workdir and from a Hugging
 directory, exact resume, refusals of bad input, and the task's data and loss."""
 
 import json
+import re
 import os
 
 import numpy as np
@@ -144,6 +145,16 @@ def test_init_from_pointing_at_nothing_is_refused_before_compute(tmp_path):
                               str(tmp_path / "run"))
     with pytest.raises(launch.ConfigError, match=r"init_from is empty.*init_from=scratch"):
         launch.run_finetuning(ft_config(""), str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("fields,named", [(["optim.total_steps=0"], "optim.total_steps=0"),
+                                          (["optim.total_steps=-5"], "optim.total_steps=-5"),
+                                          (["optim.total_steps=-1", "num_epochs=0"], "num_epochs=0")])
+def test_a_step_count_that_is_neither_positive_nor_minus_one_is_refused(fields, named, tmp_path):
+    """0 and -5 were read as "-1: num_epochs" (0 trained 129 steps); num_epochs=0 trained one step."""
+    with pytest.raises(launch.ConfigError, match=re.escape(named)):
+        launch.run_finetuning(ft_config("scratch", *fields), str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run")
 
 
