@@ -63,6 +63,9 @@ def _model_config(cfg, task_def, vocab_size_of_tokenizer: int, *, check_source: 
                                   "num_labels": task_def.num_labels(cfg)})
     except (TypeError, ValueError) as e:
         raise ValueError(f"model config: {e}") from None
+    check(cfg.data.max_seq_length > 3,  # [CLS] A [SEP] B [SEP] needs at least a token of each
+          f"data.max_seq_length={cfg.data.max_seq_length} leaves no room for text next to [CLS] and [SEP]; "
+          f"give a length in 4..{model_cfg.max_position_embeddings} (the configs use 128).")
     check(cfg.data.max_seq_length <= model_cfg.max_position_embeddings,
           f"data.max_seq_length={cfg.data.max_seq_length} exceeds model.max_position_embeddings="
           f"{model_cfg.max_position_embeddings}; lower it.")

@@ -46,8 +46,16 @@ def run_finetuning(config, workdir: str) -> dict:
     return run(config, workdir)
 
 
+_DESCRIPTIONS = {
+    "bert-jax pretrain": "Pretrain BERT (MLM + NSP) on built shards, or resume the run in --workdir.",
+    "bert-jax finetune": "Fine-tune a task (the config's task) from init_from, or resume the run in --workdir.",
+    "bert-jax evaluate": "Score a fine-tuning run's checkpoint (or init_from) on a split; writes eval/ and the report.",
+    "bert-jax predict": "Write a fine-tuning run's predictions for a split (default test) under --workdir/eval/.",
+}
+
+
 def _parser(prog: str, extra=None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(prog=prog, description=_DESCRIPTIONS.get(prog, __doc__.split("\n")[0]),
                                      epilog="Any config field can be overridden as --config.a.b=value.")
     parser.add_argument("--config", required=True, help="config file, optionally FILE:ARG")
     parser.add_argument("--workdir", required=True, help="run directory (checkpoints, logs, config.json)")

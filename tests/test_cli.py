@@ -45,3 +45,13 @@ def test_imports_run_one_way_between_modules_convert_and_models():
             "from bert_jax.modeling import BertModel; print(a, b, BertModel.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "bert_jax.modeling.models"]
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "evaluate", "predict"])
+def test_each_run_command_says_what_it_does(command, capsys):
+    """Their --help showed the launcher module's docstring ("the command-line entry points")."""
+    from bert_jax import launch
+    with pytest.raises(SystemExit):
+        getattr(launch, f"{command}_main")(["--help"])
+    out = capsys.readouterr().out
+    assert "entry points" not in out and launch._DESCRIPTIONS[f"bert-jax {command}"].split()[0] in out

@@ -109,7 +109,8 @@ def parse_squad(obj, source: str = "<data>", allow_skips: bool = False, require_
     def reject(reason, qid, message):
         if not allow_skips:
             raise ValueError(f"{source}: question {qid!r}: {message} "
-                             "(pass allow_skips=True to skip and count such questions).")
+                             "(--config.data.allow_skips=True, or allow_skips=True in Python, skips and counts "
+                             "such questions).")
         skipped[reason] += 1
 
     for a, article in enumerate(articles):

@@ -150,11 +150,14 @@ def test_init_from_pointing_at_nothing_is_refused_before_compute(tmp_path):
 
 @pytest.mark.parametrize("fields,named", [(["optim.total_steps=0"], "optim.total_steps=0"),
                                           (["optim.total_steps=-5"], "optim.total_steps=-5"),
-                                          (["optim.total_steps=-1", "num_epochs=0"], "num_epochs=0")])
-def test_a_step_count_that_is_neither_positive_nor_minus_one_is_refused(fields, named, tmp_path):
-    """0 and -5 were read as "-1: num_epochs" (0 trained 129 steps); num_epochs=0 trained one step."""
+                                          (["optim.total_steps=-1", "num_epochs=0"], "num_epochs=0"),
+                                          (["data.max_seq_length=0"], "data.max_seq_length=0 leaves no room")])
+def test_a_step_count_or_length_out_of_range_is_refused_naming_the_field(fields, named, tmp_path):
+    """0 and -5 were read as "-1: num_epochs" (0 trained 129 steps); num_epochs=0 trained one step;
+    max_seq_length=0 was reported as the tokenizer's "max_length=0"."""
     with pytest.raises(launch.ConfigError, match=re.escape(named)):
-        launch.run_finetuning(ft_config("scratch", *fields), str(tmp_path / "run"))
+        launch.run_finetuning(ft_config("scratch", f"data.vocab_file={_any_vocab(tmp_path)!r}", *fields),
+                              str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run")
 
 
