@@ -256,6 +256,8 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
         value = float(value)
     if isinstance(old, tuple) and isinstance(value, (list, int)) and not isinstance(value, bool):
         value = tuple(value) if isinstance(value, list) else (value,)
+    if isinstance(old, tuple) and isinstance(value, str):  # names, e.g. --config.data.labels=O,B-PER,I-PER
+        value = tuple(part.strip() for part in value.split(",") if part.strip())
     if isinstance(old, str) and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = raw  # a string field given a numeric-looking value, e.g. a path "2024"
     if old is not None and isinstance(old, (int, float, str, tuple)) and type(value) is not type(old):

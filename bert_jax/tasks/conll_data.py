@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,8 +103,10 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
             raise ValueError(f"{path}:{number}: {len(fields)} columns, expected {expected} ({why}; token ... "
                              "label, space-separated; a token may not contain spaces).")
         if not tokens_only and valid is not None and fields[label_column] not in valid:
+            wider = ",".join([*label_list, fields[label_column]])
             raise ValueError(f"{path}:{number}: label {fields[label_column]!r} (column {label_column}) is not "
-                             f"in the label list {sorted(valid)}; add it to the list or fix the file.")
+                             f"in the label list (data.labels, in classifier order) {list(label_list)}; fix the "
+                             f"file, or add the label: --config.data.labels={shlex.quote(wider)}")
         if not rows:
             first_line = number
         rows.append(fields)

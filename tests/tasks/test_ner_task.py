@@ -210,6 +210,15 @@ def test_cli_refuses_a_tag_missing_from_the_label_list(vocab, tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"{data}/dev.txt:{k + 1}: label 'B-VERSION'" in proc.stderr and "label list" in proc.stderr
     assert not workdir.exists()
+    # The advice, followed: the flag it gives parses (a comma list of names) to the wider list, in
+    # the configured order, and the file reads with it.
+    import shlex
+    from bert_jax import launch
+    from bert_jax.tasks import conll_data
+    flag = shlex.split(proc.stderr.strip().splitlines()[-1].split("add the label: ", 1)[1])[0]
+    labels = launch.load_config(CONFIG, [flag.removeprefix("--config.")]).data.labels
+    assert labels == (*launch.load_config(CONFIG, []).data.labels, "B-VERSION")
+    assert conll_data.read_conll(os.path.join(data, "dev.txt"), labels)
 
 
 def test_cli_refuses_a_line_with_the_wrong_number_of_columns(vocab, tmp_path, capsys):
