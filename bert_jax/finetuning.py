@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 
 import numpy as np
 
@@ -257,6 +258,21 @@ def results_table(summary_or_eval: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def _no_checkpoint(workdir: str) -> str:
+    """Why ``workdir`` has nothing to evaluate, and what to evaluate instead."""
+    names = os.listdir(workdir) if os.path.isdir(workdir) else []
+    seeds = sorted((n for n in names if re.fullmatch(r"seed_-?\d+", n)
+                    and os.path.isdir(os.path.join(workdir, n))), key=lambda n: int(n[5:]))
+    if seeds:  # a multi-seed run: its checkpoints are in its seed runs
+        return (f"{workdir} is a multi-seed run: each of its runs ({', '.join(seeds)}) has its own checkpoints; "
+                f"evaluate one with --workdir {os.path.join(workdir, seeds[0])} (and so on for the others).")
+    if os.path.exists(os.path.join(workdir, "config.json")):
+        return (f"{workdir} holds a run (its config.json) that has saved no checkpoint yet: a run still going "
+                "saves one every checkpoint.every_steps steps and at its end; evaluate it then.")
+    return (f"{workdir} holds no checkpoint and init_from is empty; evaluate a fine-tuning workdir, or pass "
+            "--config.init_from=MODEL_DIR to evaluate a model directory as it is.")
+
+
 def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None = None,
                    write_predictions: bool = True) -> dict:
     """Evaluate (or predict) the model of ``workdir`` -- its checkpoint at ``step`` (default the
@@ -285,9 +301,7 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         if filled:
             log.info("as %s records them: %s", os.path.join(workdir, "config.json"), ", ".join(filled))
     cfg = ml_collections.FrozenConfigDict(config)
-    check(has_ckpt or (cfg.init_from and cfg.init_from != "scratch"),
-          f"{workdir} holds no checkpoint and init_from is empty; evaluate a fine-tuning workdir, or pass "
-          "--config.init_from=MODEL_DIR to evaluate a model directory as it is.")
+    check(has_ckpt or (cfg.init_from and cfg.init_from != "scratch"), _no_checkpoint(workdir))
     try:
         mesh = partitioning.make_mesh(cfg.mesh_shape)
         root = jax.random.PRNGKey(cfg.seed)

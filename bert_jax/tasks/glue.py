@@ -15,8 +15,10 @@ MNLI evaluates ``dev`` as ``dev_matched`` + ``dev_mismatched``; its ``test`` cov
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
+import re
 
 import numpy as np
 
@@ -191,7 +193,7 @@ def gather_submission(workdirs: list[str], output: str, *, overwrite: bool = Fal
             raise ValueError(f"{workdir} does not exist or is not a folder; pass the workdirs of fine-tuning runs "
                              "evaluated with --split test.")
         if not os.path.isdir(root):
-            raise ValueError(f"{workdir} has no eval/ folder; run 'bert-jax evaluate --split test' on it first.")
+            raise ValueError(_nothing_to_gather(workdir))
         before = len(found)
         for split in sorted(os.listdir(root)):
             if (not split.startswith("test") and split != "ax") or not os.path.isdir(os.path.join(root, split)):
@@ -203,15 +205,40 @@ def gather_submission(workdirs: list[str], output: str, *, overwrite: bool = Fal
                                          "pass each task's run once.")
                     found[name] = os.path.join(root, split, name)
         if len(found) == before:
-            raise ValueError(f"{workdir} has no GLUE test predictions (no eval/test*/<Task>.tsv); run "
-                             f"'bert-jax evaluate --split test' on it first.")
+            raise ValueError(_nothing_to_gather(workdir))
     os.makedirs(output, exist_ok=True)
-    clash = [n for n in found if os.path.exists(os.path.join(output, n))]
+    # A file of the same bytes (this command run again) is no clash; other predictions are kept.
+    clash = sorted(n for n in found if os.path.exists(os.path.join(output, n))
+                   and not filecmp.cmp(os.path.join(output, n), found[n], shallow=False))
     if clash and not overwrite:
-        raise ValueError(f"{output} already holds {', '.join(sorted(clash))}; pass --overwrite to replace them.")
+        it = "it" if len(clash) == 1 else "them"
+        raise ValueError(f"{output} already holds {', '.join(clash)} with other predictions than the run's; pass "
+                         f"--overwrite to replace {it}, or gather into a new --output folder.")
     for name, source in found.items():
         shutil.copyfile(source, os.path.join(output, name))
     return found
+
+
+def _nothing_to_gather(workdir: str) -> str:
+    """Why ``workdir`` gave no GLUE test predictions, and what to pass or run instead."""
+    seeds = sorted((n for n in os.listdir(workdir) if re.fullmatch(r"seed_-?\d+", n)
+                    and os.path.isdir(os.path.join(workdir, n))), key=lambda n: int(n[5:]))
+    if seeds:
+        return (f"{workdir} is a multi-seed run: its test predictions are in its seed runs; evaluate one with "
+                f"'bert-jax evaluate --split test --workdir {os.path.join(workdir, seeds[0])}' (and its config) "
+                "and pass that folder.")
+    try:
+        with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+            recorded = json.load(f)
+        mode, task = recorded.get("mode"), recorded.get("task")
+    except (OSError, ValueError, AttributeError):
+        mode = task = None
+    if mode == "pretrain" or (task and task not in glue_data.GLUE_TASKS):
+        what = "a pretraining run" if mode == "pretrain" else f"a task={task!r} run"
+        return (f"{workdir} is {what}, not a GLUE fine-tuning run; glue-submit gathers the test predictions of "
+                f"runs of the GLUE tasks ({', '.join(TASKS)}).")
+    return (f"{workdir} has no GLUE test predictions (no eval/test*/<Task>.tsv); run 'bert-jax evaluate --split "
+            "test' on it (with the config it was trained with) first.")
 
 
 def submission_provenance(found: dict[str, str]) -> list[str]:

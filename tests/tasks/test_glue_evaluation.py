@@ -120,7 +120,14 @@ def test_test_split_writes_a_submission_file_the_server_takes(run, capsys):
     assert capsys.readouterr().out.splitlines() == [f"RTE.tsv <- {path}: step 6", f"1 submission file(s) in {out}; "
                                                     "missing for a full GLUE submission: " + ", ".join(
                                                         sorted(set(f"{v}.tsv" for v in glue.SUBMISSION_FILES) - {"RTE.tsv"}))]
-    assert launch.glue_submit_main(["--output", out, workdir]) == 2  # no silent overwrite
+    assert launch.glue_submit_main(["--output", out, workdir]) == 0  # run again: the same bytes, no clash
+    with open(os.path.join(out, "RTE.tsv"), "a") as f:
+        f.write("edited\n")  # other predictions (the user's) are not replaced silently
+    capsys.readouterr()
+    assert launch.glue_submit_main(["--output", out, workdir]) == 2
+    assert "already holds RTE.tsv with other predictions than the run's; pass --overwrite to replace it" in \
+        capsys.readouterr().err
+    assert open(os.path.join(out, "RTE.tsv")).read().endswith("edited\n")
     # trained on after the test predictions: gathering them names both steps (they were copied unnoticed)
     launch.run_finetuning(launch.load_config(RTE, run["args"] + ["optim.total_steps=8", "checkpoint.every_steps=8"]),
                           workdir)
@@ -174,6 +181,19 @@ def test_glue_submit_refuses_a_run_without_test_predictions_and_a_file_as_output
     typo = str(run["root"] / "rnu")  # was "has no eval/ folder; run 'bert-jax evaluate --split test' on it"
     assert launch.glue_submit_main(["--output", str(out), typo]) == 2
     assert f"{typo} does not exist or is not a folder" in capsys.readouterr().err and not out.exists()
+    # a multi-seed run, and runs of other tasks: the advice to evaluate them on test could not help
+    seeds = run["root"] / "seeds"
+    os.makedirs(seeds / "seed_0"), os.makedirs(seeds / "seed_1"), os.makedirs(seeds / "eval")
+    assert launch.glue_submit_main(["--output", str(out), str(seeds)]) == 2
+    assert (f"{seeds} is a multi-seed run: its test predictions are in its seed runs; evaluate one with 'bert-jax "
+            f"evaluate --split test --workdir {seeds / 'seed_0'}'") in capsys.readouterr().err
+    for name, record, what in (("ner", {"mode": "finetune", "task": "conll2003"}, "a task='conll2003' run"),
+                               ("pre", {"mode": "pretrain"}, "a pretraining run")):
+        os.makedirs(run["root"] / name / "eval" / "test")
+        (run["root"] / name / "config.json").write_text(json.dumps(record))
+        assert launch.glue_submit_main(["--output", str(out), str(run["root"] / name)]) == 2
+        assert f"is {what}, not a GLUE fine-tuning run" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def _bad_copy(run, name, edit):
@@ -291,6 +311,26 @@ def test_evaluating_a_model_without_the_task_head_is_refused(run, tmp_path, caps
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"init_from={encoder} holds no classifier.bias, classifier.weight" in err[0], err
         assert "Evaluate a fine-tuning workdir" in err[0] and not os.path.exists(typo)
+
+
+def test_a_multi_seed_run_or_one_without_a_checkpoint_yet_is_named_as_such(run, tmp_path, capsys):
+    """Both were told "holds no checkpoint and init_from is empty; evaluate a fine-tuning workdir,
+    or pass --config.init_from", which was no help: a multi-seed run's checkpoints are in its seed
+    runs, and a run still in its first steps has saved none yet."""
+    args = [f"--config.{a}" for a in run["args"] if not a.startswith("init_from")]
+    seeds = tmp_path / "seeds"
+    for s in ("seed_0", "seed_1", "eval"):
+        os.makedirs(seeds / s)
+    capsys.readouterr()
+    assert launch.evaluate_main(["--config", RTE, "--workdir", str(seeds), *args]) == 2
+    assert (f"{seeds} is a multi-seed run: each of its runs (seed_0, seed_1) has its own checkpoints; evaluate one "
+            f"with --workdir {seeds / 'seed_0'}") in capsys.readouterr().err
+    going = tmp_path / "going"
+    os.makedirs(going)
+    shutil.copy(os.path.join(run["workdir"], "config.json"), going / "config.json")
+    assert launch.evaluate_main(["--config", RTE, "--workdir", str(going), *args]) == 2
+    assert f"{going} holds a run (its config.json) that has saved no checkpoint yet" in capsys.readouterr().err
+    assert sorted(os.listdir(going)) == ["config.json"]
 
 
 def test_a_converted_run_names_its_labels_and_scores_the_same_into_a_new_workdir_quietly(run, tmp_path, capsys, caplog):
