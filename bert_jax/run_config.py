@@ -26,6 +26,8 @@ import re
 
 import ml_collections
 
+from bert_jax.config import SHAPE_FIELDS
+
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message says what to change."""
@@ -381,16 +383,17 @@ def _flat(tree, prefix: str = "") -> dict:
 
 def recipe_changes(recorded: dict, cfg) -> list[str]:
     """``"field before -> now"`` for each setting of the recorded run that ``cfg`` changes and a
-    resume may not (``_RESUME_MAY_CHANGE``); fields only one side knows, and model sizes left to
-    the checkpoint (-1), are not compared (the checkpoint's shapes are checked on their own)."""
+    resume may not (``_RESUME_MAY_CHANGE``); fields only one side knows, model sizes and
+    ``scan_layers`` are not compared (the checkpoint's shapes and layout are checked on their own,
+    with advice for each)."""
     before = _flat({k: v for k, v in recorded.items() if k != "resolved"})
     now = _flat(json.loads(json.dumps(cfg.to_dict())))  # tuples as the recorded JSON lists
     changes = []
     for key in sorted(before.keys() & now.keys()):
-        if _RESUME_MAY_CHANGE.match(key) or before[key] == now[key]:
+        if _RESUME_MAY_CHANGE.match(key) or key == "scan_layers" or before[key] == now[key]:
             continue
-        if key.startswith("model.") and -1 in (before[key], now[key]):
-            continue
+        if key.startswith("model.") and (-1 in (before[key], now[key]) or key[len("model."):] in SHAPE_FIELDS):
+            continue  # left to the checkpoint, or refused by its shape check, which says how to match it
         changes.append(f"{key} {before[key]!r} -> {now[key]!r}")
     return changes
 

@@ -168,7 +168,7 @@ def test_a_resume_may_change_length_intervals_and_paths_but_not_the_recipe():
     recorded = {**json.loads(json.dumps(load_config(rte, []).to_dict())), "resolved": {"model": {"hidden_size": 128}}}
     allowed = ["optim.total_steps=99", "checkpoint.every_steps=7", "log_every_steps=3", "eval_every_steps=5",
                "data.data_dir='/moved/rte'", "init_from='/elsewhere'", "mesh_shape=(1,1,1)", "num_microbatches=2",
-               "model.hidden_size=128"]
+               "model.hidden_size=128", "model.hidden_size=64", "scan_layers=True"]  # shapes: the checkpoint's check
     assert recipe_changes(recorded, load_config(rte, allowed)) == []
     refused = ["optim.learning_rate=0.5", "global_batch_size=4", "seed=9", "data.max_seq_length=32",
                "data.bucket_lengths=(16,32)", "model.hidden_dropout_prob=0.0"]
