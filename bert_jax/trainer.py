@@ -55,11 +55,12 @@ def check_workdir(workdir: str) -> None:
           f"--workdir {workdir} exists and is not a directory; pass a directory: a new one, or a run's to resume it.")
 
 
-def trim_metrics(workdir: str, step: int) -> tuple[int, int]:
+def trim_metrics(workdir: str, step: int, eval_again: bool = False) -> tuple[int, int]:
     """Drop ``metrics.jsonl`` rows logged after ``step`` (a resumed run re-trains those steps), and
-    lines that do not read as JSON (cut by a kill mid-write).
+    lines that do not read as JSON (cut by a kill mid-write). With ``eval_again`` (a finished run
+    run again, whose final evaluation is redone), its evaluation rows at ``step`` go too.
 
-    Returns ``(rows after step, lines that do not read)`` dropped."""
+    Returns ``(rows dropped, lines that do not read)``."""
     path = os.path.join(workdir, "metrics.jsonl")
     if not os.path.isfile(path):
         return 0, 0
@@ -72,7 +73,9 @@ def trim_metrics(workdir: str, step: int) -> tuple[int, int]:
         except json.JSONDecodeError:
             cut += 1
             continue
-        if isinstance(row, dict) and isinstance(row.get("step"), (int, float)) and row["step"] > step:
+        at = row.get("step") if isinstance(row, dict) else None
+        if isinstance(at, (int, float)) and (at > step or (eval_again and at == step
+                                                           and any(k.startswith("eval/") for k in row))):
             after += 1
         else:
             kept.append(line)
@@ -269,10 +272,13 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
                                 # evaluate and convert may run from another directory
                                 "cwd": os.getcwd()}
         atomic_write_text(os.path.join(workdir, "config.json"), json.dumps(resolved, indent=2) + "\n")
-        after, cut = trim_metrics(workdir, start_step)
+        # A finished run run again redoes its final evaluation: its rows would be there twice.
+        again = start_step == total and job.eval_at_end and job.evaluate is not None
+        after, cut = trim_metrics(workdir, start_step, eval_again=again)
         if after:
-            log.info("metrics.jsonl: dropped %d row(s) logged after step %d by the interrupted run",
-                     after, start_step)
+            log.info("metrics.jsonl: dropped %d row(s) %s", after,
+                     f"of the evaluation at step {start_step}, which runs again" if again else
+                     f"logged after step {start_step} by the interrupted run")
         if cut:
             log.info("metrics.jsonl: dropped %d line(s) that do not read as JSON (cut mid-write by the "
                      "interrupted run)", cut)

@@ -129,6 +129,12 @@ def test_killed_finetune_resumes_from_its_own_checkpoint_exactly(pretrained, tmp
     assert losses(run_dir) == losses(ref_dir)
     ref_eval = json.load(open(os.path.join(ref_dir, "eval", "dev_results.json")))
     assert json.load(open(os.path.join(run_dir, "eval", "dev_results.json"))) == ref_eval
+    # The finished run run again evaluates again; metrics.jsonl still reads as one run (each rerun
+    # appended another evaluation row of the last step).
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    again = launch.run_finetuning(ft_config(pretrained["workdir"], *args), run_dir)
+    assert again["start_step"] == again["step"] == steps
+    assert [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))] == rows
 
 
 # ----------------------------------------------------------------------------- bad input

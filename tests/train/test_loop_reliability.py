@@ -365,3 +365,8 @@ def test_resume_trims_metrics_rows_past_the_checkpoint_and_counts_a_cut_line_apa
     assert path.read_text(encoding="utf-8") == "".join(rows[:2])
     assert trim_metrics(str(tmp_path), 4) == (0, 0)
     assert path.read_text(encoding="utf-8") == "".join(rows[:2])
+    evaluated = json.dumps({"step": 4, "eval/accuracy": 0.5}) + "\n"
+    path.write_text("".join(rows[:2]) + evaluated, encoding="utf-8")
+    assert trim_metrics(str(tmp_path), 4) == (0, 0)  # a resume keeps the evaluation of its step
+    assert trim_metrics(str(tmp_path), 4, eval_again=True) == (1, 0)  # a finished run redoes it
+    assert path.read_text(encoding="utf-8") == "".join(rows[:2])
