@@ -23,7 +23,8 @@ import re
 
 import numpy as np
 
-from bert_jax.run_config import ConfigError, check, check_same_run, init_from_error, recorded_defaults
+from bert_jax.run_config import (ConfigError, check, check_same_run, init_from_error, input_settings,
+                                 recorded_defaults)
 from bert_jax.tasks import registry
 
 log = logging.getLogger("bert_jax")
@@ -99,7 +100,9 @@ class SplitEvaluator:
                     if write_predictions else []
                 record = {"step": int(step), "task": self.cfg.task, "split": split.name,
                           "num_examples": len(split.examples) or split.num_rows, **metrics,
-                          "prediction_files": [os.path.relpath(f, context.workdir) for f in files]}
+                          "prediction_files": [os.path.relpath(f, context.workdir) for f in files],
+                          # how the inputs were made (max_seq_length, ...): a score is of these
+                          "inputs": input_settings(self.cfg.data)}
                 from bert_jax.trainer import atomic_write_text
                 atomic_write_text(os.path.join(directory, f"{split.name}_results.json"),
                                   json.dumps(record, indent=2) + "\n")
@@ -274,9 +277,12 @@ def _no_checkpoint(workdir: str) -> str:
 
 
 def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None = None,
-                   write_predictions: bool = True) -> dict:
+                   write_predictions: bool = True, given=frozenset()) -> dict:
     """Evaluate (or predict) the model of ``workdir`` -- its checkpoint at ``step`` (default the
     latest), or ``init_from`` itself when the workdir has no checkpoint -- on ``split``.
+
+    A run's own ``data.*`` settings are used for the fields not in ``given`` (those set on the
+    command line), and its paths for empty ones (``run_config.recorded_defaults``).
 
     Returns ``{split_name/metric: value}`` (metrics only for labelled splits); writes
     ``W/eval/<split>_results.json`` and the task's prediction files under ``W/eval/<split>/``.
@@ -297,7 +303,7 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
     if has_ckpt:
         check_same_run(config, workdir, "evaluate")  # before anything is taken from that run
         config = ml_collections.ConfigDict(config.to_dict())
-        filled = recorded_defaults(config, workdir)
+        filled = recorded_defaults(config, workdir, given)
         if filled:
             log.info("as %s records them: %s", os.path.join(workdir, "config.json"), ", ".join(filled))
     cfg = ml_collections.FrozenConfigDict(config)

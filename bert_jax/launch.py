@@ -92,6 +92,7 @@ def _run(prog: str, argv: list[str], work, extra=None) -> int:
     from bert_jax.train import NonFiniteLoss
     try:
         config = load_config(args.config, overrides)
+        args.given = frozenset(o.split("=", 1)[0] for o in overrides)  # what the command line set
         _check_mode(prog, args.config, config)
         result = work(config, args)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
@@ -160,7 +161,7 @@ def evaluate_main(argv: list[str]) -> int:
     def work(config, args):
         from bert_jax.finetuning import results_table, run_evaluation
         from bert_jax.report import holds_run
-        values = run_evaluation(config, args.workdir, split=args.split, step=args.step)
+        values = run_evaluation(config, args.workdir, split=args.split, step=args.step, given=args.given)
         if holds_run(args.workdir):  # not a new workdir a model directory was scored into
             write_report_quietly(args.workdir)
         print(results_table(values, f"{config.task} ({args.split})") if values else
@@ -173,7 +174,7 @@ def predict_main(argv: list[str]) -> int:
     """``bert-jax predict --config F --workdir W [--split test] [--step N]``: prediction files only."""
     def work(config, args):
         from bert_jax.finetuning import run_evaluation
-        run_evaluation(config, args.workdir, split=args.split, step=args.step)
+        run_evaluation(config, args.workdir, split=args.split, step=args.step, given=args.given)
         print(f"{config.task} ({args.split}): predictions written under {args.workdir}/eval/ (each "
               "<split>_results.json there lists its files)")
         return 0

@@ -431,10 +431,21 @@ def check_same_run(cfg, workdir: str, doing: str) -> None:
                           "use a new --workdir.")
 
 
-def recorded_defaults(config, workdir: str) -> list[str]:
-    """Fill what a config leaves unset -- ``init_from``, ``data.vocab_file``, ``model.*`` of -1 --
-    from the run that ``workdir/config.json`` recorded, so a finished run is evaluated without
-    repeating them. Changes ``config`` in place; returns the fields set (none if nothing is readable).
+def input_settings(data) -> dict:
+    """The ``data.*`` fields that decide how a split's inputs are made (lengths, strides, label
+    lists, ...): not paths, nor what a resume or an evaluation may change (``_RESUME_MAY_CHANGE``)."""
+    return {k: v for k, v in data.items()
+            if not re.fullmatch(r"\w+_(dir|file)", k) and not _RESUME_MAY_CHANGE.match(f"data.{k}")}
+
+
+def recorded_defaults(config, workdir: str, given=frozenset()) -> list[str]:
+    """Fill what a config leaves unset -- ``init_from``, ``data.vocab_file``, ``model.*`` of -1,
+    empty ``data.*`` paths -- from the run that ``workdir/config.json`` recorded, so a finished run
+    is evaluated without repeating them; and take the run's own data settings (lengths, strides,
+    label lists, ...: not its paths or evaluation-time settings) for each ``data.*`` field not in
+    ``given`` (the fields set on the command line), so it is evaluated on inputs made as it was
+    trained on (an RTE run trained at seq 64 was scored at the config file's 128, unsaid).
+    Changes ``config`` in place; returns the fields set (none if nothing is readable).
     """
     try:
         recorded = read_recorded(workdir)
@@ -455,6 +466,19 @@ def recorded_defaults(config, workdir: str) -> list[str]:
         if value == -1 and isinstance(model.get(key), int) and model[key] > 0:
             config.model[key] = model[key]
             filled.append(f"model.{key}={model[key]}")
+    data = recorded.get("data", {}) if isinstance(recorded.get("data"), dict) else {}
+    for key, value in config.data.items():
+        name, old = f"data.{key}", data.get(key)
+        if name in given or key not in data or key in ("vocab_file", "lowercase") or old == value:
+            continue  # (vocab_file: above, from what the run resolved; lowercase: check_same_run)
+        if re.fullmatch(r"\w+_(dir|file)", key):
+            path = recorded_path(recorded, old) if isinstance(old, str) and old else ""
+            if not value and path and os.path.exists(path):  # an empty path: the run's
+                config.data[key] = path
+                filled.append(f"{name}={path}")
+        elif key in input_settings(config.data):  # how the inputs are made: as the run made them
+            config.data[key] = tuple(old) if isinstance(value, tuple) and isinstance(old, list) else old
+            filled.append(f"{name}={old!r}")
     return filled
 
 

@@ -313,6 +313,27 @@ def test_evaluating_a_model_without_the_task_head_is_refused(run, tmp_path, caps
         assert "Evaluate a fine-tuning workdir" in err[0] and not os.path.exists(typo)
 
 
+def test_a_run_is_evaluated_with_its_own_data_settings_unless_the_command_line_sets_them(run, capsys, caplog):
+    """The run trained at data.max_seq_length=64; `evaluate --config rte.py --workdir W` (what
+    glue-submit advises) stopped at "data.data_dir is empty", and with only the data folder given
+    scored the run at the config file's 128, unsaid. Both now use what the run recorded; a length
+    given on the command line wins."""
+    workdir = _copy_run(run, "own_settings")
+    with caplog.at_level("INFO", logger="bert_jax"):
+        assert launch.evaluate_main(["--config", RTE, "--workdir", workdir]) == 0
+    assert _results(workdir) == _results(run["workdir"])  # as the run's own final evaluation
+    assert _results(workdir)[0]["inputs"]["max_seq_length"] == 64
+    taken = [r.getMessage() for r in caplog.records if "records them" in r.getMessage()]
+    assert len(taken) == 1 and "data.max_seq_length=64" in taken[0] and f"data.data_dir={DATA}" in taken[0], taken
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bert_jax"):
+        assert launch.evaluate_main(["--config", RTE, "--workdir", workdir, "--config.data.max_seq_length=32"]) == 0
+    assert "data.max_seq_length" not in " ".join(r.getMessage() for r in caplog.records if "records them" in
+                                                   r.getMessage())
+    scored = json.load(open(os.path.join(workdir, "eval", "dev_results.json")))
+    assert scored["inputs"]["max_seq_length"] == 32 and scored["num_examples"] == 250  # as asked, and said
+
+
 def test_a_multi_seed_run_or_one_without_a_checkpoint_yet_is_named_as_such(run, tmp_path, capsys):
     """Both were told "holds no checkpoint and init_from is empty; evaluate a fine-tuning workdir,
     or pass --config.init_from", which was no help: a multi-seed run's checkpoints are in its seed
