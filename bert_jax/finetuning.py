@@ -24,7 +24,7 @@ import re
 import numpy as np
 
 from bert_jax.run_config import (ConfigError, check, check_same_run, init_from_error, input_settings,
-                                 recorded_defaults)
+                                 read_recorded, recorded_defaults)
 from bert_jax.tasks import registry
 
 log = logging.getLogger("bert_jax")
@@ -261,6 +261,21 @@ def results_table(summary_or_eval: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def _check_init_from_task(cfg) -> None:
+    """Refuse to score a fine-tuning run given as ``init_from`` on another task's data: its head
+    (an RTE classifier has SST-2's shape) was scored on SST-2 with nothing said."""
+    try:
+        recorded = read_recorded(cfg.init_from)
+    except (OSError, ValueError):
+        return  # a model directory, not a run
+    task = recorded.get("task")
+    if recorded.get("mode") == "finetune" and task and task != cfg.task:
+        raise ConfigError(f"init_from={cfg.init_from} is a task={task!r} fine-tuning run (its config.json): "
+                          f"evaluating it as {cfg.task!r} would score its {task} head on {cfg.task} data. Evaluate it "
+                          f"with its own task's config, or fine-tune it on {cfg.task} first (bert-jax finetune "
+                          f"--config.init_from={cfg.init_from}).")
+
+
 def _no_checkpoint(workdir: str) -> str:
     """Why ``workdir`` has nothing to evaluate, and what to evaluate instead."""
     names = os.listdir(workdir) if os.path.isdir(workdir) else []
@@ -308,6 +323,8 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
             log.info("as %s records them: %s", os.path.join(workdir, "config.json"), ", ".join(filled))
     cfg = ml_collections.FrozenConfigDict(config)
     check(has_ckpt or (cfg.init_from and cfg.init_from != "scratch"), _no_checkpoint(workdir))
+    if not has_ckpt:
+        _check_init_from_task(cfg)
     try:
         mesh = partitioning.make_mesh(cfg.mesh_shape)
         root = jax.random.PRNGKey(cfg.seed)

@@ -334,6 +334,21 @@ def test_a_run_is_evaluated_with_its_own_data_settings_unless_the_command_line_s
     assert scored["inputs"]["max_seq_length"] == 32 and scored["num_examples"] == 250  # as asked, and said
 
 
+def test_a_run_of_another_task_given_as_init_from_is_not_scored(run, tmp_path, capsys):
+    """Scoring the RTE run as SST-2 through init_from (its 2-label head fits) gave accuracy 0.5, exit
+    0, with nothing said; through --workdir it was already refused."""
+    sst2 = os.path.join(ROOT, "configs", "glue", "sst2.py")
+    args = [f"--config.{a}" for a in run["args"] if not a.startswith(("init_from", "data.data_dir"))]
+    out = tmp_path / "scored"
+    capsys.readouterr()
+    assert launch.evaluate_main(["--config", sst2, "--workdir", str(out), f"--config.init_from={run['workdir']}",
+                                 f"--config.data.data_dir={os.path.join(ROOT, 'data', 'tasks', 'glue_section')}",
+                                 *args]) == 2
+    assert (f"init_from={run['workdir']} is a task='rte' fine-tuning run (its config.json): evaluating it as "
+            "'sst2' would score its rte head on sst2 data") in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_multi_seed_run_or_one_without_a_checkpoint_yet_is_named_as_such(run, tmp_path, capsys):
     """Both were told "holds no checkpoint and init_from is empty; evaluate a fine-tuning workdir,
     or pass --config.init_from", which was no help: a multi-seed run's checkpoints are in its seed
