@@ -477,7 +477,10 @@ def recorded_defaults(config, workdir: str, given=frozenset()) -> list[str]:
                 config.data[key] = path
                 filled.append(f"{name}={path}")
         elif key in input_settings(config.data):  # how the inputs are made: as the run made them
-            config.data[key] = tuple(old) if isinstance(value, tuple) and isinstance(old, list) else old
+            try:
+                config.data[key] = tuple(old) if isinstance(value, tuple) and isinstance(old, list) else old
+            except (TypeError, ValueError):
+                continue  # recorded as another type (an older bert-jax): the config's value stands
             filled.append(f"{name}={old!r}")
     return filled
 
