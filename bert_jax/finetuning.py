@@ -19,12 +19,11 @@ import json
 import logging
 import math
 import os
-import re
 
 import numpy as np
 
 from bert_jax.run_config import (ConfigError, check, check_same_run, init_from_error, input_settings,
-                                 read_recorded, recorded_defaults)
+                                 read_recorded, recorded_defaults, seed_runs)
 from bert_jax.tasks import registry
 
 log = logging.getLogger("bert_jax")
@@ -262,28 +261,25 @@ def results_table(summary_or_eval: dict, title: str) -> str:
 
 
 def _check_init_from_task(cfg) -> None:
-    """Refuse to score a fine-tuning run given as ``init_from`` on another task's data: its head
-    (an RTE classifier has SST-2's shape) was scored on SST-2 with nothing said."""
+    """Say so when ``init_from`` is a fine-tuning run of another task: its head was scored on this
+    task's data with nothing said (an RTE classifier has SST-2's shape). Scoring it is allowed:
+    tasks that share their labels (QNLI and RTE) are scored across, zero-shot, on purpose."""
+    path = os.path.normpath(cfg.init_from)
+    if os.path.basename(path) == "checkpoints":  # a run's checkpoints/ folder
+        path = os.path.dirname(path)
     try:
-        recorded = read_recorded(cfg.init_from)
+        recorded = read_recorded(path)
     except (OSError, ValueError):
         return  # a model directory, not a run
     task = recorded.get("task")
     if recorded.get("mode") == "finetune" and task and task != cfg.task:
-        raise ConfigError(f"init_from={cfg.init_from} is a task={task!r} fine-tuning run (its config.json): "
-                          f"evaluating it as {cfg.task!r} would score its {task} head on {cfg.task} data. Evaluate it "
-                          f"with its own task's config, or fine-tune it on {cfg.task} first (bert-jax finetune "
-                          f"--config.init_from={cfg.init_from}).")
+        log.warning("init_from=%s is a task=%r fine-tuning run (its config.json): its %s head is scored on %s data "
+                    "as it is; to fine-tune it on %s first, pass it as --config.init_from to bert-jax finetune.",
+                    cfg.init_from, task, task, cfg.task, cfg.task)
 
 
 def _no_checkpoint(workdir: str) -> str:
-    """Why ``workdir`` has nothing to evaluate, and what to evaluate instead."""
-    names = os.listdir(workdir) if os.path.isdir(workdir) else []
-    seeds = sorted((n for n in names if re.fullmatch(r"seed_-?\d+", n)
-                    and os.path.isdir(os.path.join(workdir, n))), key=lambda n: int(n[5:]))
-    if seeds:  # a multi-seed run: its checkpoints are in its seed runs
-        return (f"{workdir} is a multi-seed run: each of its runs ({', '.join(seeds)}) has its own checkpoints; "
-                f"evaluate one with --workdir {os.path.join(workdir, seeds[0])} (and so on for the others).")
+    """Why ``workdir`` (no checkpoint, no ``init_from``) has nothing to evaluate, and what instead."""
     if os.path.exists(os.path.join(workdir, "config.json")):
         return (f"{workdir} holds a run (its config.json) that has saved no checkpoint yet: a run still going "
                 "saves one every checkpoint.every_steps steps and at its end; evaluate it then.")
@@ -292,12 +288,13 @@ def _no_checkpoint(workdir: str) -> str:
 
 
 def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None = None,
-                   write_predictions: bool = True, given=frozenset()) -> dict:
+                   write_predictions: bool = True, given=None) -> dict:
     """Evaluate (or predict) the model of ``workdir`` -- its checkpoint at ``step`` (default the
     latest), or ``init_from`` itself when the workdir has no checkpoint -- on ``split``.
 
-    A run's own ``data.*`` settings are used for the fields not in ``given`` (those set on the
-    command line), and its paths for empty ones (``run_config.recorded_defaults``).
+    A run's own data paths are used for empty ones, and with ``given`` (the fields set on the
+    command line) its input settings for the ``data.*`` fields not in it
+    (``run_config.recorded_defaults``).
 
     Returns ``{split_name/metric: value}`` (metrics only for labelled splits); writes
     ``W/eval/<split>_results.json`` and the task's prediction files under ``W/eval/<split>/``.
@@ -322,8 +319,12 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         if filled:
             log.info("as %s records them: %s", os.path.join(workdir, "config.json"), ", ".join(filled))
     cfg = ml_collections.FrozenConfigDict(config)
-    check(has_ckpt or (cfg.init_from and cfg.init_from != "scratch"), _no_checkpoint(workdir))
     if not has_ckpt:
+        seeds = seed_runs(workdir)  # a multi-seed run: its checkpoints are in its seed runs
+        check(not seeds, f"{workdir} is a multi-seed run: each of its runs ({', '.join(seeds)}) has its own "
+                         f"checkpoints; evaluate one with --workdir {os.path.join(workdir, seeds[0] if seeds else '')} "
+                         "(and so on for the others).")
+        check(cfg.init_from and cfg.init_from != "scratch", _no_checkpoint(workdir))
         _check_init_from_task(cfg)
     try:
         mesh = partitioning.make_mesh(cfg.mesh_shape)

@@ -22,10 +22,9 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 
-from bert_jax.run_config import recorded_shape_problem
+from bert_jax.run_config import recorded_shape_problem, seed_runs
 from data_pipeline.shards import atomic_write_bytes
 
 log = logging.getLogger("bert_jax")
@@ -171,10 +170,7 @@ def _runs(workdir: str) -> list[tuple[str, str]]:
     if (any(os.path.exists(os.path.join(workdir, n)) for n in ("metrics.jsonl", "checkpoints"))
             or (os.path.exists(config) and not _is_model_config(config))):
         runs.append(("", workdir))
-    # os.listdir, not glob: a workdir name may hold glob characters ("runs/[lr=1e-4]").
-    seeds = [n for n in os.listdir(workdir) if re.fullmatch(r"seed_-?\d+", n)
-             and os.path.isdir(os.path.join(workdir, n))]
-    for name in sorted(seeds, key=lambda n: int(n[5:])):
+    for name in seed_runs(workdir):  # (os.listdir, not glob: a name may hold "[lr=1e-4]")
         runs.append((f"seed {name[5:]}", os.path.join(workdir, name)))
     return runs
 

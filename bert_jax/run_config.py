@@ -258,7 +258,8 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
         value = float(value)
     if isinstance(old, tuple) and isinstance(value, (list, int)) and not isinstance(value, bool):
         value = tuple(value) if isinstance(value, list) else (value,)
-    if isinstance(old, tuple) and isinstance(value, str):  # names, e.g. --config.data.labels=O,B-PER,I-PER
+    if isinstance(old, tuple) and old and all(isinstance(x, str) for x in old) and isinstance(value, str):
+        # a list of names given bare, e.g. --config.data.labels=O,B-PER,I-PER (numbers parse as a tuple)
         value = tuple(part.strip() for part in value.split(",") if part.strip())
     if isinstance(old, str) and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = raw  # a string field given a numeric-looking value, e.g. a path "2024"
@@ -278,6 +279,13 @@ def check(ok: bool, message: str) -> None:
     """Raise ``ConfigError(message)`` unless ``ok``."""
     if not ok:
         raise ConfigError(message)
+
+
+def seed_runs(workdir: str) -> list[str]:
+    """Names of the ``seed_<s>/`` runs of a multi-seed fine-tuning workdir, in seed order."""
+    names = os.listdir(workdir) if os.path.isdir(workdir) else []
+    return sorted((n for n in names if re.fullmatch(r"seed_-?\d+", n) and os.path.isdir(os.path.join(workdir, n))),
+                  key=lambda n: int(n[5:]))
 
 
 def read_recorded(workdir: str, *, or_else: str = "") -> dict:
@@ -360,15 +368,23 @@ _SAME_RUN_ADVICE = {
 
 
 # What a resume may change: how long it trains, what it logs, evaluates and saves, where the files
-# are and how the work is laid out on devices. Any other field is the recipe of the steps already
-# taken (seed, optimizer, batch, data settings, ...): changing it on a resume trained the rest of
-# the run with other settings while config.json (and the report) described all of it by the new.
+# are and how they are laid out, and how the work is laid out on devices. Any other field is the
+# recipe of the steps already taken (seed, optimizer, batch, input settings, ...): changing it on a
+# resume trained the rest of the run with other settings while config.json (and the report)
+# described all of it by the new.
+_PATH = r"data\.\w+_(dir|file)"
 _RESUME_MAY_CHANGE = re.compile(
     r"^(optim\.total_steps|num_epochs|seeds|eval_split|checkpoint\..*|log_every_steps|eval_every_steps|"
     r"eval_at_start|eval_steps|stop_check_every_steps|init_from|distributed\..*|peak_flops_per_device|"
     r"compilation_cache_dir|mesh_shape|logical_axis_rules|num_microbatches|remat_policy|data\.prefetch|"
-    r"data\.\w+_(dir|file)|data\.hub_name|data\.allow_skips|data\.max_answer_length|data\.n_best_size|"
-    r"data\.null_score_diff_threshold|data\.scheme)$")
+    rf"{_PATH}|data\.hub_name|data\.allow_skips|data\.max_answer_length|data\.n_best_size|"
+    r"data\.null_score_diff_threshold|data\.scheme|data\.mode|data\.num_columns|data\.label_column)$")
+# What the advice of a non-finite stop changes ("lower optim.learning_rate, raise
+# optim.warmup_steps, or enable optim.clip_grad_norm, then rerun"): allowed on a resume, said in a
+# warning and recorded in config.json (resolved.resumed_with).
+_RESUME_SAYS = re.compile(r"^optim\.(learning_rate|warmup_steps|warmup_fraction|clip_grad_norm)$")
+# The data a run reads: an empty one in an evaluation config takes the run's.
+_INPUT_PATHS = ("data_dir", "train_file", "dev_file", "test_file", "corpus_dir", "ax_dir", "train_dir", "eval_dir")
 
 
 def _flat(tree, prefix: str = "") -> dict:
@@ -381,13 +397,18 @@ def _flat(tree, prefix: str = "") -> dict:
     return out
 
 
+def _as_json(value):
+    """``value`` as config.json holds it (tuples as lists), so the two compare equal."""
+    return json.loads(json.dumps(value))
+
+
 def recipe_changes(recorded: dict, cfg) -> list[str]:
     """``"field before -> now"`` for each setting of the recorded run that ``cfg`` changes and a
     resume may not (``_RESUME_MAY_CHANGE``); fields only one side knows, model sizes and
     ``scan_layers`` are not compared (the checkpoint's shapes and layout are checked on their own,
     with advice for each)."""
     before = _flat({k: v for k, v in recorded.items() if k != "resolved"})
-    now = _flat(json.loads(json.dumps(cfg.to_dict())))  # tuples as the recorded JSON lists
+    now = _flat(_as_json(cfg.to_dict()))
     changes = []
     for key in sorted(before.keys() & now.keys()):
         if _RESUME_MAY_CHANGE.match(key) or key == "scan_layers" or before[key] == now[key]:
@@ -398,15 +419,17 @@ def recipe_changes(recorded: dict, cfg) -> list[str]:
     return changes
 
 
-def check_same_run(cfg, workdir: str, doing: str) -> None:
+def check_same_run(cfg, workdir: str, doing: str) -> list[str]:
     """Refuse to ``doing`` (``"resume"`` or ``"evaluate"``) the checkpoints of ``workdir`` with a
     config of another mode or task: an RTE run resumed with the SST-2 config (the same 2-label
     head) went on training on SST-2 data, and evaluated with it scored the RTE model on SST-2.
-    A resume is also refused with another recipe (``recipe_changes``)."""
+    A resume is also refused with another recipe (``recipe_changes``), except the optimizer
+    settings a non-finite stop advises changing: those are returned (``"field before -> now"``)
+    for the caller to say and record."""
     try:
         recorded = read_recorded(workdir)
     except (OSError, ValueError):
-        return  # nothing readable to compare with (the checkpoints' shapes are still checked)
+        return []  # nothing readable to compare with (the checkpoints' shapes are still checked)
     for key in ("mode", "task"):
         before, now = recorded.get(key), cfg.get(key)
         if before is not None and now is not None and before != now:
@@ -423,28 +446,31 @@ def check_same_run(cfg, workdir: str, doing: str) -> None:
                           f"has data.lowercase={now}: the model would read other tokens than it learned. Pass "
                           f"--config.data.lowercase={before}.")
     changes = recipe_changes(recorded, cfg) if doing == "resume" else []
+    said = [c for c in changes if _RESUME_SAYS.match(c.split()[0])]
+    changes = [c for c in changes if c not in said]
     if changes:
         raise ConfigError(f"{workdir} holds a run started with other settings (its config.json): {'; '.join(changes)}. "
                           "Resuming would train its remaining steps with other settings than its first ones, and its record would "
                           "describe them all by the new. Resume it with the settings it was started with (a resume "
                           "may change optim.total_steps and the logging, evaluation and checkpoint intervals), or "
                           "use a new --workdir.")
+    return said
 
 
 def input_settings(data) -> dict:
     """The ``data.*`` fields that decide how a split's inputs are made (lengths, strides, label
     lists, ...): not paths, nor what a resume or an evaluation may change (``_RESUME_MAY_CHANGE``)."""
-    return {k: v for k, v in data.items()
-            if not re.fullmatch(r"\w+_(dir|file)", k) and not _RESUME_MAY_CHANGE.match(f"data.{k}")}
+    return {k: v for k, v in data.items() if not _RESUME_MAY_CHANGE.match(f"data.{k}")}
 
 
-def recorded_defaults(config, workdir: str, given=frozenset()) -> list[str]:
+def recorded_defaults(config, workdir: str, given=None) -> list[str]:
     """Fill what a config leaves unset -- ``init_from``, ``data.vocab_file``, ``model.*`` of -1,
     empty ``data.*`` paths -- from the run that ``workdir/config.json`` recorded, so a finished run
-    is evaluated without repeating them; and take the run's own data settings (lengths, strides,
-    label lists, ...: not its paths or evaluation-time settings) for each ``data.*`` field not in
-    ``given`` (the fields set on the command line), so it is evaluated on inputs made as it was
-    trained on (an RTE run trained at seq 64 was scored at the config file's 128, unsaid).
+    is evaluated without repeating them. With ``given`` (the fields set on the command line), also
+    take the run's own input settings (``input_settings``: lengths, strides, label lists, ...) for
+    each ``data.*`` field not in it, so the run is scored on inputs made as it was trained on (an
+    RTE run trained at seq 64 was scored at the config file's 128, unsaid). Python callers pass no
+    ``given``: their config's settings stand.
     Changes ``config`` in place; returns the fields set (none if nothing is readable).
     """
     try:
@@ -467,16 +493,17 @@ def recorded_defaults(config, workdir: str, given=frozenset()) -> list[str]:
             config.model[key] = model[key]
             filled.append(f"model.{key}={model[key]}")
     data = recorded.get("data", {}) if isinstance(recorded.get("data"), dict) else {}
+    inputs = input_settings(config.data) if given is not None else {}
     for key, value in config.data.items():
         name, old = f"data.{key}", data.get(key)
-        if name in given or key not in data or key in ("vocab_file", "lowercase") or old == value:
-            continue  # (vocab_file: above, from what the run resolved; lowercase: check_same_run)
-        if re.fullmatch(r"\w+_(dir|file)", key):
+        if old is None or _as_json(old) == _as_json(value) or name in (given or ()):
+            continue
+        if key in _INPUT_PATHS:
             path = recorded_path(recorded, old) if isinstance(old, str) and old else ""
             if not value and path and os.path.exists(path):  # an empty path: the run's
                 config.data[key] = path
                 filled.append(f"{name}={path}")
-        elif key in input_settings(config.data):  # how the inputs are made: as the run made them
+        elif key in inputs and key != "lowercase":  # (lowercase: check_same_run refuses another)
             try:
                 config.data[key] = tuple(old) if isinstance(value, tuple) and isinstance(old, list) else old
             except (TypeError, ValueError):

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from bert_jax.run_config import ConfigError, check, check_same_run, init_from_error, validate
+from bert_jax.run_config import ConfigError, check, check_same_run, init_from_error, read_recorded, validate
 
 log = logging.getLogger("bert_jax")
 
@@ -82,6 +82,20 @@ def trim_metrics(workdir: str, step: int, eval_again: bool = False) -> tuple[int
     if kept != lines:
         atomic_write_text(path, "".join(kept))
     return after, cut
+
+
+def _resumed_with(workdir: str, step: int | None, said: list[str]) -> dict:
+    """``{"resumed_with": [{"step", "changes"}, ...]}``: the settings changed on each resume so far
+    (``check_same_run``), so config.json's settings are read as those of the steps after the last."""
+    history = []
+    if step is not None:
+        try:
+            history = list(read_recorded(workdir).get("resolved", {}).get("resumed_with", []))
+        except (OSError, ValueError, AttributeError):
+            history = []
+    if said:
+        history.append({"step": int(step), "changes": said})
+    return {"resumed_with": history} if history else {}
 
 
 def _quarantine(ckpt_dir: str, first_bad_step: int) -> list[int]:
@@ -207,8 +221,10 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
 
     # The manager creates its directory: open it only once the job and state are known to work.
     manager, latest = _open_checkpoints(cfg, workdir, ckpt_dir, open_manager)
-    if latest is not None:
-        check_same_run(cfg, workdir, "resume")
+    said = check_same_run(cfg, workdir, "resume") if latest is not None else []
+    if said:  # what a non-finite stop advises changing: allowed, said, and recorded below
+        log.warning("resuming at step %d with %s (config.json records the change under resolved.resumed_with)",
+                    latest, "; ".join(said))
     try:
         job = make_job(cfg, params_key, resuming=latest is not None)
         optim_cfg = ml_collections.ConfigDict(cfg.optim.to_dict())
@@ -270,7 +286,7 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
                                 "num_devices": jax.device_count(), **({"data": job.info} if job.info else {}),
                                 # what its relative paths (init_from, data dirs, vocab_file) are relative to:
                                 # evaluate and convert may run from another directory
-                                "cwd": os.getcwd()}
+                                "cwd": os.getcwd(), **_resumed_with(workdir, latest, said)}
         atomic_write_text(os.path.join(workdir, "config.json"), json.dumps(resolved, indent=2) + "\n")
         # A finished run run again redoes its final evaluation: its rows would be there twice.
         again = start_step == total and job.eval_at_end and job.evaluate is not None

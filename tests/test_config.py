@@ -168,9 +168,30 @@ def test_a_resume_may_change_length_intervals_and_paths_but_not_the_recipe():
     recorded = {**json.loads(json.dumps(load_config(rte, []).to_dict())), "resolved": {"model": {"hidden_size": 128}}}
     allowed = ["optim.total_steps=99", "checkpoint.every_steps=7", "log_every_steps=3", "eval_every_steps=5",
                "data.data_dir='/moved/rte'", "init_from='/elsewhere'", "mesh_shape=(1,1,1)", "num_microbatches=2",
-               "model.hidden_size=128", "model.hidden_size=64", "scan_layers=True"]  # shapes: the checkpoint's check
+               "model.hidden_size=64", "scan_layers=True"]  # shapes and layout: the checkpoint's own checks
     assert recipe_changes(recorded, load_config(rte, allowed)) == []
-    refused = ["optim.learning_rate=0.5", "global_batch_size=4", "seed=9", "data.max_seq_length=32",
+    ner = rte.replace(os.path.join("glue", "rte.py"), os.path.join("ner", "conll_docs.py"))
+    recorded_ner = json.loads(json.dumps(load_config(ner, []).to_dict()))  # the file's layout and the scoring mode
+    assert recipe_changes(recorded_ner, load_config(ner, ["data.mode='strict'", "data.num_columns=2",
+                                                         "data.label_column=1"])) == []
+    assert recipe_changes(recorded_ner, load_config(ner, ["data.labels=O,B-X"])) == \
+        [f"data.labels {list(load_config(ner, []).data.labels)!r} -> ['O', 'B-X']"]
+    refused = ["optim.b2=0.9", "global_batch_size=4", "seed=9", "data.max_seq_length=32",
                "data.bucket_lengths=(16,32)", "model.hidden_dropout_prob=0.0"]
     changes = recipe_changes(recorded, load_config(rte, refused))
     assert [c.split()[0] for c in changes] == sorted(r.split("=")[0] for r in refused), changes
+
+
+def test_bare_comma_lists_are_names_only_for_lists_of_names():
+    """--config.data.labels=O,B-X splits into names; a list of numbers (seeds, mesh) given a word
+    is still refused at once, not read as ('a',) and failed on later with a traceback."""
+    import os
+    from bert_jax.launch import load_config
+    from bert_jax.run_config import ConfigError
+    configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+    assert load_config(os.path.join(configs, "ner", "conll_docs.py"), ["data.labels=O, B-X"]).data.labels == ("O", "B-X")
+    rte = os.path.join(configs, "glue", "rte.py")
+    assert load_config(rte, ["seeds=0,1"]).seeds == (0, 1)
+    for bad in ("seeds=a", "mesh_shape=1x1"):
+        with pytest.raises(ConfigError, match="is tuple"):
+            load_config(rte, [bad])

@@ -104,6 +104,11 @@ _SIZE_KEYS = {  # config field -> (key suffix, axis of its torch-layout shape)
 }
 
 
+def _first(items: list[str], n: int = 8) -> list[str]:
+    """The first ``n`` of a long list, then how many more (an error of 160 keys buried its advice)."""
+    return items[:n] + ([f"... and {len(items) - n} more"] if len(items) > n else [])
+
+
 def _size_advice(state_dict: dict, config: BertConfig) -> str:
     """``" config.json gives hidden_size=768 where the weights have 256, ..."`` for each size the
     weights show and the config contradicts ("" when none): a config.json that leaves a size out
@@ -199,10 +204,9 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
         else:
             report.unused.append(decoder_bias[0])
     if mismatched:
-        shown = sorted(mismatched)[:8] + ([f"... and {len(mismatched) - 8} more"] if len(mismatched) > 8 else [])
         raise ValueError(f"Shape mismatch for {len(mismatched)} tensor(s) (shapes in torch layout); check that "
                          f"config.json matches the weights.{_size_advice(state_dict, config)}\n  "
-                         + "\n  ".join(shown))
+                         + "\n  ".join(_first(sorted(mismatched))))
     if unknown:
         raise ValueError(
             f"{len(unknown)} checkpoint key(s) belong to no parameter of {target} with this config: "
@@ -211,8 +215,7 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
     missing = [path for path in expected if path not in flat]
     encoder_missing = [p for p in missing if _is_encoder(p, target)]
     if encoder_missing:
-        names = [flax_path_to_hf_key(p) for p in encoder_missing]
-        shown = names[:8] + ([f"... and {len(names) - 8} more"] if len(names) > 8 else [])
+        shown = _first([flax_path_to_hf_key(p) for p in encoder_missing])
         raise ValueError(
             f"{len(encoder_missing)} encoder weight(s) missing from the checkpoint; a partial encoder cannot be "
             f"used: check the checkpoint and its config.json.{_size_advice(state_dict, config)} Missing: "

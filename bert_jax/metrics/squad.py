@@ -188,7 +188,8 @@ def _best_threshold(predictions, raw, na_probs, has_answer, total) -> tuple[floa
     The script's starting threshold, 0.0, stands for "below every value" of its no-answer
     probabilities (>= 0). Null-score differences can be negative, where 0.0 would answer the
     questions whose best the search found unanswered: then it starts just below the lowest, so
-    the threshold returned, applied, gives the best score.
+    the threshold returned, applied, gives the best score (a value of exactly 0.0 keeps the
+    script's start, as its probabilities do).
     """
     score = best = sum(1 for qid in raw if not has_answer[qid])
     lowest = min(na_probs.values(), default=0.0)

@@ -106,7 +106,8 @@ def read_conll(path: str, label_list: tuple[str, ...] | list[str] | None = None,
             wider = ",".join([*label_list, fields[label_column]])
             raise ValueError(f"{path}:{number}: label {fields[label_column]!r} (column {label_column}) is not "
                              f"in the label list (data.labels, in classifier order) {list(label_list)}; fix the "
-                             f"file, or add the label: --config.data.labels={shlex.quote(wider)}")
+                             f"file, or, for a new fine-tuning run, add the label: "
+                             f"--config.data.labels={shlex.quote(wider)}")
         if not rows:
             first_line = number
         rows.append(fields)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import filecmp
 import json
 import os
-import re
 
 import numpy as np
 
@@ -221,17 +220,16 @@ def gather_submission(workdirs: list[str], output: str, *, overwrite: bool = Fal
 
 def _nothing_to_gather(workdir: str) -> str:
     """Why ``workdir`` gave no GLUE test predictions, and what to pass or run instead."""
-    seeds = sorted((n for n in os.listdir(workdir) if re.fullmatch(r"seed_-?\d+", n)
-                    and os.path.isdir(os.path.join(workdir, n))), key=lambda n: int(n[5:]))
+    from bert_jax.run_config import read_recorded, seed_runs
+    seeds = seed_runs(workdir)
     if seeds:
         return (f"{workdir} is a multi-seed run: its test predictions are in its seed runs; evaluate one with "
                 f"'bert-jax evaluate --split test --workdir {os.path.join(workdir, seeds[0])}' (and its config) "
                 "and pass that folder.")
     try:
-        with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
-            recorded = json.load(f)
+        recorded = read_recorded(workdir)
         mode, task = recorded.get("mode"), recorded.get("task")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError):
         mode = task = None
     if mode == "pretrain" or (task and task not in glue_data.GLUE_TASKS):
         what = "a pretraining run" if mode == "pretrain" else f"a task={task!r} run"

@@ -48,6 +48,33 @@ def test_the_first_step_is_reported_apart_not_as_a_slow_interval(monkeypatch):
     assert t.read() == {}
 
 
+def test_the_metrics_hook_starts_the_clock_after_the_first_step(monkeypatch):
+    """The loop's side of first_step_s: the hook waits for the first step once, starts the clock
+    over, and ticks every later step (the first is not counted as a step of the rate)."""
+    import jax.numpy as jnp
+    from bert_jax import hooks
+
+    class Rows:
+        def __init__(self):
+            self.rows = []
+
+        def advance(self, step):
+            pass
+
+        def write(self, step, values, prefix="train"):
+            self.rows.append((step, values))
+
+    clock = iter([0.0, 7.0, 8.0])  # made at 0; first step done at 7; read at 8
+    monkeypatch.setattr(writer.time, "perf_counter", lambda: next(clock))
+    rows = Rows()
+    hook = hooks.MetricsHook(rows, writer.Throughput(4, 128, 1000.0, 1, 100.0), every=3, total_steps=3)
+    for step in (1, 2, 3):
+        hook(step, None, {"loss": jnp.float32(1.0)})
+    (step, values), = rows.rows
+    assert step == 3 and values["first_step_s"] == pytest.approx(7.0)
+    assert values["step_time_s"] == pytest.approx(0.5)  # steps 2 and 3 in the 1 s after the first
+
+
 @pytest.mark.slow  # ~20 s; the default run keeps a margin under its 20 minutes
 def test_the_loop_leaves_evaluation_time_out_of_step_time(tmp_path):
     """A pretraining run whose evaluation takes 2 s, every 2 steps: without the exclusion every

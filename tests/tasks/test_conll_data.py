@@ -118,8 +118,8 @@ def test_errors_point_at_the_line(tmp_path):
     assert [s.labels for s in read_conll(str(tmp_path / "three.txt"), LABELS, num_columns=3)] == \
         [s.labels for s in read_conll(os.path.join(CONLL, "dev.txt"), LABELS)]  # the advice, followed
     with pytest.raises(ValueError, match=r"dev.txt:3: label 'O' \(column -1\) is not in the label list "
-                                         r"\(data.labels, in classifier order\) \['B-PER'\]; fix the file, or add "
-                                         r"the label: --config.data.labels=B-PER,O$"):
+                                         r"\(data.labels, in classifier order\) \['B-PER'\]; fix the file, or, for a new "
+                                         r"fine-tuning run, add the label: --config.data.labels=B-PER,O$"):
         read_conll(os.path.join(CONLL, "dev.txt"), ["B-PER"])
     (tmp_path / "b.txt").write_text("-DOCSTART- -X- -X- O\n\n")
     with pytest.raises(ValueError, match="b.txt: no sentences"):

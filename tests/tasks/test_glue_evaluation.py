@@ -187,8 +187,8 @@ def test_glue_submit_refuses_a_run_without_test_predictions_and_a_file_as_output
     assert launch.glue_submit_main(["--output", str(out), str(seeds)]) == 2
     assert (f"{seeds} is a multi-seed run: its test predictions are in its seed runs; evaluate one with 'bert-jax "
             f"evaluate --split test --workdir {seeds / 'seed_0'}'") in capsys.readouterr().err
-    for name, record, what in (("ner", {"mode": "finetune", "task": "conll2003"}, "a task='conll2003' run"),
-                               ("pre", {"mode": "pretrain"}, "a pretraining run")):
+    for name, record, what in (("ner", {"mode": "finetune", "task": "conll2003", "model": {}},
+                                "a task='conll2003' run"), ("pre", {"mode": "pretrain", "model": {}}, "a pretraining run")):
         os.makedirs(run["root"] / name / "eval" / "test")
         (run["root"] / name / "config.json").write_text(json.dumps(record))
         assert launch.glue_submit_main(["--output", str(out), str(run["root"] / name)]) == 2
@@ -334,19 +334,21 @@ def test_a_run_is_evaluated_with_its_own_data_settings_unless_the_command_line_s
     assert scored["inputs"]["max_seq_length"] == 32 and scored["num_examples"] == 250  # as asked, and said
 
 
-def test_a_run_of_another_task_given_as_init_from_is_not_scored(run, tmp_path, capsys):
-    """Scoring the RTE run as SST-2 through init_from (its 2-label head fits) gave accuracy 0.5, exit
-    0, with nothing said; through --workdir it was already refused."""
+def test_a_run_of_another_task_given_as_init_from_is_scored_with_a_warning(run, tmp_path, capsys, caplog):
+    """Scoring the RTE run as SST-2 through init_from (its 2-label head fits) gave accuracy 0.5 with
+    nothing said. Scoring across tasks that share labels is a use (zero-shot), so it is said, not
+    refused -- also for init_from the run's checkpoints/ folder."""
     sst2 = os.path.join(ROOT, "configs", "glue", "sst2.py")
     args = [f"--config.{a}" for a in run["args"] if not a.startswith(("init_from", "data.data_dir"))]
-    out = tmp_path / "scored"
-    capsys.readouterr()
-    assert launch.evaluate_main(["--config", sst2, "--workdir", str(out), f"--config.init_from={run['workdir']}",
-                                 f"--config.data.data_dir={os.path.join(ROOT, 'data', 'tasks', 'glue_section')}",
-                                 *args]) == 2
-    assert (f"init_from={run['workdir']} is a task='rte' fine-tuning run (its config.json): evaluating it as "
-            "'sst2' would score its rte head on sst2 data") in capsys.readouterr().err
-    assert not out.exists()
+    step = os.path.join(run["workdir"], "checkpoints")
+    with caplog.at_level("WARNING", logger="bert_jax"):
+        assert launch.evaluate_main(["--config", sst2, "--workdir", str(tmp_path / "scored"), f"--config.init_from={step}",
+                                     f"--config.data.data_dir={os.path.join(ROOT, 'data', 'tasks', 'glue_section')}",
+                                     *args]) == 0
+    said = [r.getMessage() for r in caplog.records if "fine-tuning run" in r.getMessage()]
+    assert said == [f"init_from={step} is a task='rte' fine-tuning run (its config.json): its rte head is scored on "
+                    "sst2 data as it is; to fine-tune it on sst2 first, pass it as --config.init_from to bert-jax "
+                    "finetune."], said
 
 
 def test_a_multi_seed_run_or_one_without_a_checkpoint_yet_is_named_as_such(run, tmp_path, capsys):

@@ -185,22 +185,31 @@ def test_metrics_after_resume_read_as_one_run(shards, tmp_path):
     assert [r["step"] for r in rows(run) if "train/loss" in r] == [1, 2, 3, 4, 5]
 
 
-def test_resuming_with_another_recipe_is_refused_and_writes_nothing(shards, tmp_path):
-    """A resume with another learning rate and seed trained the remaining steps with them and
-    rewrote config.json, so the record (and the report) described the first steps by settings they
-    never had. It is refused naming both fields; more steps and other intervals still resume."""
+def test_resuming_with_another_recipe_is_refused_and_writes_nothing(shards, tmp_path, caplog):
+    """A resume with another seed and batch trained the remaining steps with them and rewrote
+    config.json, so the record (and the report) described the first steps by settings they never
+    had. It is refused naming both fields; more steps and other intervals still resume, and so does
+    what a non-finite stop advises (a lower learning rate), said and recorded."""
     from bert_jax.run_config import ConfigError
     run = str(tmp_path / "run")
     launch.run_pretraining(small(shards, "optim.total_steps=4", "checkpoint.every_steps=2"), run)
     before = {name: open(os.path.join(run, name)).read() for name in ("config.json", "metrics.jsonl")}
     with pytest.raises(ConfigError) as error:
         launch.run_pretraining(small(shards, "optim.total_steps=6", "checkpoint.every_steps=2",
-                                     "optim.learning_rate=1e-3", "seed=5"), run)
-    assert "optim.learning_rate 0.002 -> 0.001; seed 0 -> 5" in str(error.value), str(error.value)
+                                     "global_batch_size=4", "seed=5", "optim.learning_rate=1e-3"), run)
+    assert "global_batch_size 8 -> 4; seed 0 -> 5. Resuming" in str(error.value), str(error.value)
     assert {name: open(os.path.join(run, name)).read() for name in before} == before
     result = launch.run_pretraining(small(shards, "optim.total_steps=6", "checkpoint.every_steps=3",
                                           "log_every_steps=2"), run)  # as advised: same recipe, longer
     assert result["start_step"] == 4 and result["step"] == 6
+    with caplog.at_level("WARNING", logger="bert_jax"):
+        result = launch.run_pretraining(small(shards, "optim.total_steps=8", "checkpoint.every_steps=3",
+                                              "optim.learning_rate=1e-3"), run)
+    assert result["start_step"] == 6 and result["step"] == 8
+    assert "resuming at step 6 with optim.learning_rate 0.002 -> 0.001" in caplog.text
+    recorded = json.load(open(os.path.join(run, "config.json")))
+    assert recorded["optim"]["learning_rate"] == 1e-3
+    assert recorded["resolved"]["resumed_with"] == [{"step": 6, "changes": ["optim.learning_rate 0.002 -> 0.001"]}]
 
 
 def test_init_from_missing_path_names_the_path(tmp_path):
