@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from bert_jax.run_config import (ConfigError, check, check_same_run, init_from_error, input_settings,
-                                 read_recorded, recorded_defaults, seed_runs)
+                                 read_recorded, recorded_defaults, recorded_run, seed_runs)
 from bert_jax.tasks import registry
 
 log = logging.getLogger("bert_jax")
@@ -313,17 +313,19 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
     ckpt_dir = os.path.join(workdir, "checkpoints")
     has_ckpt = bool(checkpointing.saved_steps(ckpt_dir))
     if has_ckpt:
-        check_same_run(config, workdir, "evaluate")  # before anything is taken from that run
+        recorded = recorded_run(workdir)
+        check_same_run(config, workdir, "evaluate", recorded)  # before anything is taken from that run
         config = ml_collections.ConfigDict(config.to_dict())
-        filled = recorded_defaults(config, workdir, given)
+        filled = recorded_defaults(config, recorded, given)
         if filled:
             log.info("as %s records them: %s", os.path.join(workdir, "config.json"), ", ".join(filled))
     cfg = ml_collections.FrozenConfigDict(config)
     if not has_ckpt:
         seeds = seed_runs(workdir)  # a multi-seed run: its checkpoints are in its seed runs
-        check(not seeds, f"{workdir} is a multi-seed run: each of its runs ({', '.join(seeds)}) has its own "
-                         f"checkpoints; evaluate one with --workdir {os.path.join(workdir, seeds[0] if seeds else '')} "
-                         "(and so on for the others).")
+        if seeds:
+            raise ConfigError(f"{workdir} is a multi-seed run: each of its runs ({', '.join(seeds)}) has its own "
+                              f"checkpoints; evaluate one with --workdir {os.path.join(workdir, seeds[0])} "
+                              "(and so on for the others).")
         check(cfg.init_from and cfg.init_from != "scratch", _no_checkpoint(workdir))
         _check_init_from_task(cfg)
     try:

@@ -10,8 +10,9 @@ matches.
   finetune_defaults(task)    every fine-tuning field, with the task's ``data.*`` block
                              and recipe defaults (``bert_jax.tasks.registry``)
   read_recorded(workdir)     the config a run recorded in ``workdir/config.json``
+  recorded_run(workdir)      the same, or None when there is none readable
   check_same_run(cfg, W, ..) a config may resume or evaluate only a run of its own task
-  recorded_defaults(c, W)    what a config leaves unset, from the run ``W`` recorded
+  recorded_defaults(c, run)  what a config leaves unset, from the run it records
   recorded_vocab_file(W)     the vocabulary that run was trained with
 """
 
@@ -23,6 +24,7 @@ import importlib.util
 import json
 import os
 import re
+from typing import NamedTuple
 
 import ml_collections
 
@@ -367,24 +369,28 @@ _SAME_RUN_ADVICE = {
 }
 
 
+# The data a run reads: an empty one in an evaluation config takes the run's (``recorded_defaults``).
+_INPUT_PATHS = ("data_dir", "train_file", "dev_file", "test_file", "corpus_dir", "ax_dir", "train_dir", "eval_dir")
+# Paths that are not the run's data: the vocabulary is filled from what the run resolved
+# (``resolved.data.vocab_file``, not the config's, which may be empty), and a SQuAD v2 threshold
+# file is an evaluation's own choice, never the run's.
+_OTHER_PATHS = ("vocab_file", "null_threshold_file")
 # What a resume may change: how long it trains, what it logs, evaluates and saves, where the files
 # are and how they are laid out, and how the work is laid out on devices. Any other field is the
 # recipe of the steps already taken (seed, optimizer, batch, input settings, ...): changing it on a
 # resume trained the rest of the run with other settings while config.json (and the report)
 # described all of it by the new.
-_PATH = r"data\.\w+_(dir|file)"
 _RESUME_MAY_CHANGE = re.compile(
     r"^(optim\.total_steps|num_epochs|seeds|eval_split|checkpoint\..*|log_every_steps|eval_every_steps|"
     r"eval_at_start|eval_steps|stop_check_every_steps|init_from|distributed\..*|peak_flops_per_device|"
     r"compilation_cache_dir|mesh_shape|logical_axis_rules|num_microbatches|remat_policy|data\.prefetch|"
-    rf"{_PATH}|data\.hub_name|data\.allow_skips|data\.max_answer_length|data\.n_best_size|"
+    rf"data\.({'|'.join(_INPUT_PATHS + _OTHER_PATHS)})|data\.hub_name|data\.allow_skips|"
+    r"data\.max_answer_length|data\.n_best_size|"
     r"data\.null_score_diff_threshold|data\.scheme|data\.mode|data\.num_columns|data\.label_column)$")
 # What the advice of a non-finite stop changes ("lower optim.learning_rate, raise
 # optim.warmup_steps, or enable optim.clip_grad_norm, then rerun"): allowed on a resume, said in a
 # warning and recorded in config.json (resolved.resumed_with).
 _RESUME_SAYS = re.compile(r"^optim\.(learning_rate|warmup_steps|warmup_fraction|clip_grad_norm)$")
-# The data a run reads: an empty one in an evaluation config takes the run's.
-_INPUT_PATHS = ("data_dir", "train_file", "dev_file", "test_file", "corpus_dir", "ax_dir", "train_dir", "eval_dir")
 
 
 def _flat(tree, prefix: str = "") -> dict:
@@ -402,9 +408,20 @@ def _as_json(value):
     return json.loads(json.dumps(value))
 
 
-def recipe_changes(recorded: dict, cfg) -> list[str]:
-    """``"field before -> now"`` for each setting of the recorded run that ``cfg`` changes and a
-    resume may not (``_RESUME_MAY_CHANGE``); fields only one side knows, model sizes and
+class Change(NamedTuple):
+    """A recorded setting and the value a config gives it; ``str``: ``"field before -> now"``."""
+
+    field: str
+    before: object
+    now: object
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.before!r} -> {self.now!r}"
+
+
+def recipe_changes(recorded: dict, cfg) -> list[Change]:
+    """Each setting of the recorded run that ``cfg`` changes and a resume may not
+    (``_RESUME_MAY_CHANGE``), by field name; fields only one side knows, model sizes and
     ``scan_layers`` are not compared (the checkpoint's shapes and layout are checked on their own,
     with advice for each)."""
     before = _flat({k: v for k, v in recorded.items() if k != "resolved"})
@@ -415,21 +432,28 @@ def recipe_changes(recorded: dict, cfg) -> list[str]:
             continue
         if key.startswith("model.") and (-1 in (before[key], now[key]) or key[len("model."):] in SHAPE_FIELDS):
             continue  # left to the checkpoint, or refused by its shape check, which says how to match it
-        changes.append(f"{key} {before[key]!r} -> {now[key]!r}")
+        changes.append(Change(key, before[key], now[key]))
     return changes
 
 
-def check_same_run(cfg, workdir: str, doing: str) -> list[str]:
-    """Refuse to ``doing`` (``"resume"`` or ``"evaluate"``) the checkpoints of ``workdir`` with a
-    config of another mode or task: an RTE run resumed with the SST-2 config (the same 2-label
-    head) went on training on SST-2 data, and evaluated with it scored the RTE model on SST-2.
-    A resume is also refused with another recipe (``recipe_changes``), except the optimizer
-    settings a non-finite stop advises changing: those are returned (``"field before -> now"``)
-    for the caller to say and record."""
+def recorded_run(workdir: str) -> dict | None:
+    """``read_recorded(workdir)``, or None when there is nothing readable to compare with or take
+    settings from (the checkpoints' shapes are still checked on their own)."""
     try:
-        recorded = read_recorded(workdir)
+        return read_recorded(workdir)
     except (OSError, ValueError):
-        return []  # nothing readable to compare with (the checkpoints' shapes are still checked)
+        return None
+
+
+def check_same_run(cfg, workdir: str, doing: str, recorded: dict | None) -> list[Change]:
+    """Refuse to ``doing`` (``"resume"`` or ``"evaluate"``) the checkpoints of ``workdir``, whose
+    config.json is ``recorded`` (``recorded_run``), with a config of another mode or task: an RTE
+    run resumed with the SST-2 config (the same 2-label head) went on training on SST-2 data, and
+    evaluated with it scored the RTE model on SST-2. A resume is also refused with another recipe
+    (``recipe_changes``), except the optimizer settings a non-finite stop advises changing: those
+    are returned for the caller to say and record."""
+    if recorded is None:
+        return []
     for key in ("mode", "task"):
         before, now = recorded.get(key), cfg.get(key)
         if before is not None and now is not None and before != now:
@@ -445,16 +469,17 @@ def check_same_run(cfg, workdir: str, doing: str) -> list[str]:
         raise ConfigError(f"{workdir} was trained with data.lowercase={before} (its config.json) and this config "
                           f"has data.lowercase={now}: the model would read other tokens than it learned. Pass "
                           f"--config.data.lowercase={before}.")
-    changes = recipe_changes(recorded, cfg) if doing == "resume" else []
-    said = [c for c in changes if _RESUME_SAYS.match(c.split()[0])]
-    changes = [c for c in changes if c not in said]
-    if changes:
-        raise ConfigError(f"{workdir} holds a run started with other settings (its config.json): {'; '.join(changes)}. "
-                          "Resuming would train its remaining steps with other settings than its first ones, and its record would "
-                          "describe them all by the new. Resume it with the settings it was started with (a resume "
-                          "may change optim.total_steps and the logging, evaluation and checkpoint intervals), or "
-                          "use a new --workdir.")
-    return said
+    if doing != "resume":
+        return []
+    changes = recipe_changes(recorded, cfg)
+    refused = [c for c in changes if not _RESUME_SAYS.match(c.field)]
+    if refused:
+        raise ConfigError(f"{workdir} holds a run started with other settings (its config.json): "
+                          f"{'; '.join(map(str, refused))}. Resuming would train its remaining steps with other "
+                          "settings than its first ones, and its record would describe them all by the new. Resume "
+                          "it with the settings it was started with (a resume may change optim.total_steps and the "
+                          "logging, evaluation and checkpoint intervals), or use a new --workdir.")
+    return changes
 
 
 def input_settings(data) -> dict:
@@ -463,9 +488,9 @@ def input_settings(data) -> dict:
     return {k: v for k, v in data.items() if not _RESUME_MAY_CHANGE.match(f"data.{k}")}
 
 
-def recorded_defaults(config, workdir: str, given=None) -> list[str]:
+def recorded_defaults(config, recorded: dict | None, given=None) -> list[str]:
     """Fill what a config leaves unset -- ``init_from``, ``data.vocab_file``, ``model.*`` of -1,
-    empty ``data.*`` paths -- from the run that ``workdir/config.json`` recorded, so a finished run
+    empty ``data.*`` paths -- from ``recorded``, a run's config.json (``recorded_run``), so a finished run
     is evaluated without repeating them. With ``given`` (the fields set on the command line), also
     take the run's own input settings (``input_settings``: lengths, strides, label lists, ...) for
     each ``data.*`` field not in it, so the run is scored on inputs made as it was trained on (an
@@ -473,9 +498,7 @@ def recorded_defaults(config, workdir: str, given=None) -> list[str]:
     ``given``: their config's settings stand.
     Changes ``config`` in place; returns the fields set (none if nothing is readable).
     """
-    try:
-        recorded = read_recorded(workdir)
-    except (OSError, ValueError):
+    if recorded is None:
         return []
     resolved = recorded.get("resolved", {})
     filled = []

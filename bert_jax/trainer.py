@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from bert_jax.run_config import ConfigError, check, check_same_run, init_from_error, read_recorded, validate
+from bert_jax.run_config import ConfigError, check, check_same_run, init_from_error, recorded_run, validate
 
 log = logging.getLogger("bert_jax")
 
@@ -84,17 +84,16 @@ def trim_metrics(workdir: str, step: int, eval_again: bool = False) -> tuple[int
     return after, cut
 
 
-def _resumed_with(workdir: str, step: int | None, said: list[str]) -> dict:
+def _resumed_with(recorded: dict | None, step: int | None, said: list) -> dict:
     """``{"resumed_with": [{"step", "changes"}, ...]}``: the settings changed on each resume so far
-    (``check_same_run``), so config.json's settings are read as those of the steps after the last."""
+    (``check_same_run``; ``recorded`` is the run's config.json as the resume found it), so
+    config.json's settings are read as those of the steps after the last."""
     history = []
-    if step is not None:
-        try:
-            history = list(read_recorded(workdir).get("resolved", {}).get("resumed_with", []))
-        except (OSError, ValueError, AttributeError):
-            history = []
+    if step is not None and recorded is not None:
+        history = recorded.get("resolved", {}).get("resumed_with", [])
+        history = list(history) if isinstance(history, list) else []
     if said:
-        history.append({"step": int(step), "changes": said})
+        history.append({"step": int(step), "changes": [str(c) for c in said]})
     return {"resumed_with": history} if history else {}
 
 
@@ -221,10 +220,11 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
 
     # The manager creates its directory: open it only once the job and state are known to work.
     manager, latest = _open_checkpoints(cfg, workdir, ckpt_dir, open_manager)
-    said = check_same_run(cfg, workdir, "resume") if latest is not None else []
+    recorded = recorded_run(workdir) if latest is not None else None
+    said = check_same_run(cfg, workdir, "resume", recorded)
     if said:  # what a non-finite stop advises changing: allowed, said, and recorded below
         log.warning("resuming at step %d with %s (config.json records the change under resolved.resumed_with)",
-                    latest, "; ".join(said))
+                    latest, "; ".join(map(str, said)))
     try:
         job = make_job(cfg, params_key, resuming=latest is not None)
         optim_cfg = ml_collections.ConfigDict(cfg.optim.to_dict())
@@ -286,7 +286,7 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
                                 "num_devices": jax.device_count(), **({"data": job.info} if job.info else {}),
                                 # what its relative paths (init_from, data dirs, vocab_file) are relative to:
                                 # evaluate and convert may run from another directory
-                                "cwd": os.getcwd(), **_resumed_with(workdir, latest, said)}
+                                "cwd": os.getcwd(), **_resumed_with(recorded, latest, said)}
         atomic_write_text(os.path.join(workdir, "config.json"), json.dumps(resolved, indent=2) + "\n")
         # A finished run run again redoes its final evaluation: its rows would be there twice.
         again = start_step == total and job.eval_at_end and job.evaluate is not None

@@ -137,7 +137,7 @@ def test_recorded_relative_paths_resolve_against_the_run_directory_or_stay_as_re
     """A run's relative init_from / vocab_file are read relative to where it was started; once that
     directory is gone (the project moved, or was copied from another machine), as recorded."""
     import ml_collections
-    from bert_jax.run_config import recorded_defaults
+    from bert_jax.run_config import recorded_defaults, recorded_run
     start = tmp_path / "project"
     (start / "pt").mkdir(parents=True)
     (start / "vocab.txt").write_text("[PAD]\n")
@@ -148,7 +148,7 @@ def test_recorded_relative_paths_resolve_against_the_run_directory_or_stay_as_re
 
     def filled():
         config = ml_collections.ConfigDict({"init_from": "", "data": {"vocab_file": ""}, "model": {}})
-        recorded_defaults(config, str(run))
+        recorded_defaults(config, recorded_run(str(run)))
         return config.init_from, config.data.vocab_file
     assert filled() == (str(start / "pt"), str(start / "vocab.txt"))
     record["init_from"] = "scratch"
@@ -174,12 +174,12 @@ def test_a_resume_may_change_length_intervals_and_paths_but_not_the_recipe():
     recorded_ner = json.loads(json.dumps(load_config(ner, []).to_dict()))  # the file's layout and the scoring mode
     assert recipe_changes(recorded_ner, load_config(ner, ["data.mode='strict'", "data.num_columns=2",
                                                          "data.label_column=1"])) == []
-    assert recipe_changes(recorded_ner, load_config(ner, ["data.labels=O,B-X"])) == \
+    assert [str(c) for c in recipe_changes(recorded_ner, load_config(ner, ["data.labels=O,B-X"]))] == \
         [f"data.labels {list(load_config(ner, []).data.labels)!r} -> ['O', 'B-X']"]
     refused = ["optim.b2=0.9", "global_batch_size=4", "seed=9", "data.max_seq_length=32",
                "data.bucket_lengths=(16,32)", "model.hidden_dropout_prob=0.0"]
     changes = recipe_changes(recorded, load_config(rte, refused))
-    assert [c.split()[0] for c in changes] == sorted(r.split("=")[0] for r in refused), changes
+    assert [c.field for c in changes] == sorted(r.split("=")[0] for r in refused), changes
 
 
 def test_bare_comma_lists_are_names_only_for_lists_of_names():
@@ -195,3 +195,14 @@ def test_bare_comma_lists_are_names_only_for_lists_of_names():
     for bad in ("seeds=a", "mesh_shape=1x1"):
         with pytest.raises(ConfigError, match="is tuple"):
             load_config(rte, [bad])
+
+
+def test_every_data_path_field_is_named_as_an_input_or_not():
+    """A resume may move any path and evaluation fills the run's own input paths: a new
+    ``data.*_dir`` / ``*_file`` field must be put in one list or the other (else a resume that
+    moved it would be refused as a change of recipe)."""
+    from bert_jax.run_config import _INPUT_PATHS, _OTHER_PATHS, finetune_defaults, pretrain_defaults
+    from bert_jax.tasks import registry
+    datas = [pretrain_defaults().data] + [finetune_defaults(t).data for t in registry.task_names()]
+    paths = {k for data in datas for k in data.keys() if k.endswith(("_dir", "_file"))}
+    assert paths and paths <= set(_INPUT_PATHS + _OTHER_PATHS), paths - set(_INPUT_PATHS + _OTHER_PATHS)

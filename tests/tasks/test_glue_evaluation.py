@@ -492,7 +492,8 @@ def test_odd_config_json_and_a_pretraining_workdir_are_refused_in_one_line(run, 
     (odd / "config.json").write_text(json.dumps({"mode": "finetune", "model": {}, "resolved": None}))
     with pytest.raises(ValueError, match=r"config.json: not a bert-jax run config \(its 'resolved' is null"):
         run_config.read_recorded(str(odd))
-    run_config.check_same_run({"mode": "finetune", "task": "rte"}, str(odd), "evaluate")  # nothing to compare
+    assert run_config.recorded_run(str(odd)) is None  # nothing to compare with
+    assert run_config.check_same_run({"mode": "finetune", "task": "rte"}, str(odd), "evaluate", None) == []
     pre = tmp_path / "pre"
     (pre / "checkpoints" / "2").mkdir(parents=True)
     (pre / "config.json").write_text(json.dumps({"mode": "pretrain", "model": {"hidden_size": 32}}))
