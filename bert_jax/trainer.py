@@ -288,13 +288,10 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
                                 # evaluate and convert may run from another directory
                                 "cwd": os.getcwd(), **_resumed_with(recorded, latest, said)}
         atomic_write_text(os.path.join(workdir, "config.json"), json.dumps(resolved, indent=2) + "\n")
-        # A finished run run again redoes its final evaluation: its rows would be there twice.
-        again = start_step == total and job.eval_at_end and job.evaluate is not None
-        after, cut = trim_metrics(workdir, start_step, eval_again=again)
+        after, cut = trim_metrics(workdir, start_step)
         if after:
-            log.info("metrics.jsonl: dropped %d row(s) %s", after,
-                     f"of the evaluation at step {start_step}, which runs again" if again else
-                     f"logged after step {start_step} by the interrupted run")
+            log.info("metrics.jsonl: dropped %d row(s) logged after step %d by the interrupted run", after,
+                     start_step)
         if cut:
             log.info("metrics.jsonl: dropped %d line(s) that do not read as JSON (cut mid-write by the "
                      "interrupted run)", cut)
@@ -314,12 +311,22 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     def save(step, state, force):
         return checkpointing.save(manager, step, state, batches.position, meta, force=force)
 
+    # A finished run run again redoes its final evaluation. Its earlier rows are replaced once the
+    # new ones are computed, not before: an interrupted evaluation leaves them as they were.
+    redo = [start_step == total and job.eval_at_end and job.evaluate is not None]
+
     def evaluate(step, state):
         # The training work dispatched before the evaluation finishes first, so the time left out
         # of the throughput figures is the evaluation's own.
         jax.block_until_ready(state.params)
         start = time.perf_counter()
         values = job.evaluate(context, state.params, step)
+        if redo[0] and step == start_step and jax.process_index() == 0:
+            redo[0] = False
+            replaced, _ = trim_metrics(workdir, start_step, eval_again=True)
+            if replaced:
+                log.info("metrics.jsonl: replaced %d row(s) of the evaluation at step %d, which ran again",
+                         replaced, start_step)
         writer.write(step, values, prefix="eval")
         throughput.exclude(time.perf_counter() - start)
         return values

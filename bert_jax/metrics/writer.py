@@ -88,12 +88,15 @@ class MetricWriter:
                  enabled: bool | None = None, progress: bool = True):
         self.enabled = (jax.process_index() == 0) if enabled is None else enabled
         self._tb = None
-        self._jsonl = None
+        self._jsonl_path = None
         self._bar = None
         if not self.enabled:
             return
         os.makedirs(workdir, exist_ok=True)
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+        # Opened for each row, not held: the trainer may replace the file between rows (a redone
+        # evaluation's rows), and a held handle would go on writing to the replaced one.
+        self._jsonl_path = os.path.join(workdir, "metrics.jsonl")
+        open(self._jsonl_path, "a", encoding="utf-8").close()
         try:
             self._tb = _summary_writer_class()(os.path.join(workdir, "tensorboard"))
         except ImportError:  # tensorboardX is a dependency; keep jsonl/console if absent
@@ -110,8 +113,8 @@ class MetricWriter:
             return
         record = {"step": int(step)}
         record.update({f"{prefix}/{k}": _jsonable(v) for k, v in scalars.items()})
-        self._jsonl.write(json.dumps(record) + "\n")
-        self._jsonl.flush()
+        with open(self._jsonl_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
         if self._tb is not None:
             for k, v in scalars.items():
                 self._tb.add_scalar(f"{prefix}/{k}", float(v), int(step))
@@ -134,8 +137,6 @@ class MetricWriter:
             self._bar.close()
         if self._tb is not None:
             self._tb.close()
-        if self._jsonl is not None:
-            self._jsonl.close()
 
 
 class Throughput:

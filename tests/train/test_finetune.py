@@ -108,7 +108,7 @@ def test_finetune_from_hugging_face_directory_loads_the_whole_encoder(pretrained
     assert set(got) == {"bert", "classifier"} and got["classifier"]["kernel"].shape == (32, 4)
 
 
-def test_killed_finetune_resumes_from_its_own_checkpoint_exactly(pretrained, tmp_path):
+def test_killed_finetune_resumes_from_its_own_checkpoint_exactly(pretrained, tmp_path, monkeypatch):
     """SIGTERM saves at the current step; re-running the same command (init_from still set)
     continues from the workdir's checkpoint, not from init_from, and reproduces the
     uninterrupted run's per-step losses bit for bit."""
@@ -134,6 +134,16 @@ def test_killed_finetune_resumes_from_its_own_checkpoint_exactly(pretrained, tmp
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     again = launch.run_finetuning(ft_config(pretrained["workdir"], *args), run_dir)
     assert again["start_step"] == again["step"] == steps
+    assert [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))] == rows
+    # A redone evaluation that fails (or is interrupted) leaves the earlier one's rows in place:
+    # they are replaced only by the new ones.
+    from bert_jax import finetuning
+
+    def fails(*_, **__):
+        raise RuntimeError("the evaluation stops here")
+    monkeypatch.setattr(finetuning.SplitEvaluator, "__call__", fails)
+    with pytest.raises(RuntimeError, match="stops here"):
+        launch.run_finetuning(ft_config(pretrained["workdir"], *args), run_dir)
     assert [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))] == rows
 
 
