@@ -81,7 +81,9 @@ class SplitEvaluator:
     def __init__(self, cfg, task_def, splits: list):
         self.cfg, self.task_def, self.splits = cfg, task_def, splits
 
-    def __call__(self, context, params, step, *, write_predictions: bool = True) -> dict:
+    def __call__(self, context, params, step, *, write_predictions: bool = True, model: str | None = None) -> dict:
+        """Metrics of ``params`` (the run's at ``step``) on each split; each ``<split>_results.json``
+        names ``model`` when given (what ``evaluate`` scored: a checkpoint or ``init_from``)."""
         import jax
         from bert_jax.evaluation import predict_rows
         values = {}
@@ -97,7 +99,8 @@ class SplitEvaluator:
                 files = self.task_def.write_predictions(self.cfg, split, predictions,
                                                         os.path.join(directory, split.name)) \
                     if write_predictions else []
-                record = {"step": int(step), "task": self.cfg.task, "split": split.name,
+                record = {"step": int(step), **({"model": model} if model else {}),
+                          "task": self.cfg.task, "split": split.name,
                           "num_examples": len(split.examples) or split.num_rows, **metrics,
                           "prediction_files": [os.path.relpath(f, context.workdir) for f in files],
                           # how the inputs were made (max_seq_length, ...): a score is of these
@@ -354,6 +357,7 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         except ValueError as e:  # a checkpoint of another model shape
             raise ConfigError(str(e)) from None
         manager.close()
+        model = os.path.abspath(os.path.join(ckpt_dir, str(chosen)))
     else:
         try:
             params = job.init_params()
@@ -361,8 +365,9 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
             raise init_from_error(cfg.init_from, e) from None
         state, shardings, _ = train.create_train_state(job.task, tx, mesh, rules, params_key, dropout_key,
                                                        params=params)
-        chosen = 0
+        chosen, model = 0, os.path.abspath(cfg.init_from)
+    log.info("scoring %s on the %s split", model, split)
     steps = train.jit_steps(job.task, tx, lambda s: 0.0, mesh, shardings, 1)
     context = RunContext(steps=steps, mesh=mesh, workdir=workdir, global_batch_size=cfg.global_batch_size,
                          task=job.task)
-    return job.evaluate(context, state.params, chosen, write_predictions=write_predictions)
+    return job.evaluate(context, state.params, chosen, write_predictions=write_predictions, model=model)

@@ -75,8 +75,11 @@ def _copy_run(run, name):
 
 
 def _results(workdir):
+    """``(dev_results.json, predictions.tsv lines)``, without the results' ``model`` (what
+    ``evaluate`` scored, asserted where it matters; a training run's own evaluation has none)."""
     with open(os.path.join(workdir, "eval", "dev_results.json")) as f:
         results = json.load(f)
+    results.pop("model", None)
     with open(os.path.join(workdir, "eval", "dev", "predictions.tsv")) as f:
         rows = f.read().splitlines()
     return results, rows
@@ -323,6 +326,8 @@ def test_a_run_is_evaluated_with_its_own_data_settings_unless_the_command_line_s
         assert launch.evaluate_main(["--config", RTE, "--workdir", workdir]) == 0
     assert _results(workdir) == _results(run["workdir"])  # as the run's own final evaluation
     assert _results(workdir)[0]["inputs"]["max_seq_length"] == 64
+    scored = json.load(open(os.path.join(workdir, "eval", "dev_results.json")))["model"]
+    assert scored == os.path.join(os.path.abspath(workdir), "checkpoints", str(_results(workdir)[0]["step"]))
     taken = [r.getMessage() for r in caplog.records if "records them" in r.getMessage()]
     assert len(taken) == 1 and "data.max_seq_length=64" in taken[0] and f"data.data_dir={DATA}" in taken[0], taken
     caplog.clear()
@@ -392,6 +397,9 @@ def test_a_converted_run_names_its_labels_and_scores_the_same_into_a_new_workdir
     assert "accuracy" in out.out
     # the converted model scores what the run's own final evaluation scored
     assert _results(workdir)[0]["accuracy"] == _results(run["workdir"])[0]["accuracy"]
+    # its results name the model scored (step 0: no fine-tuning step was taken in this workdir)
+    scored = json.load(open(os.path.join(workdir, "eval", "dev_results.json")))
+    assert (scored["model"], scored["step"]) == (os.path.abspath(model), 0)
     # scored on a task of another label count (STS-B: 1), its 2-label head was reported as missing
     stsb = os.path.join(ROOT, "configs", "glue", "stsb.py")
     similarity = os.path.join(ROOT, "data", "tasks", "glue_similarity")
