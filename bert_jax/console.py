@@ -5,7 +5,8 @@
     one-line-per-stage output, such as ``quickstart``);
   * libraries that log routine events (Orbax's restore notes, absl, JAX's backend probing,
     TensorStore) are shown only from ERROR up;
-  * a warning with the same text is shown once per process.
+  * a warning with the same text is shown once per process;
+  * progress bars (``progress_stream``) and log lines never share a line.
 ``--verbose`` shows everything, every time, with timestamps.
 """
 
@@ -45,7 +46,45 @@ class _ConsoleHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(self.stream, "closed", False) and sys.__stderr__ is not None:
             self.stream = sys.__stderr__  # not setStream(): it flushes the closed stream, which raises
+        if "tqdm" in sys.modules and _isatty(self.stream):
+            # In a terminal a progress bar holds the last line without a newline: the record would
+            # continue it. tqdm clears its bars, the record is written, and they are drawn again.
+            from tqdm import tqdm
+            with tqdm.external_write_mode(file=self.stream):
+                super().emit(record)
+            return
         super().emit(record)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no such method, or a closed file
+        return False
+
+
+class _WholeLines:
+    """A progress bar's stream when stderr is not a terminal (a log file, a pipe): each state the
+    bar draws is written as a line of its own. tqdm redraws its line after a carriage return and
+    ends it only when it closes, so the first log line written meanwhile continued the bar's line
+    ("train: 0%| | 0/100 [00:00<?, ?step/s]INFO ...")."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").rstrip()  # the redraw's return and its padding over a longer state
+        if text:
+            self.stream.write(text + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress_stream():
+    """Where a progress bar (``tqdm(file=...)``) draws: stderr in a terminal, else stderr one line
+    per state (``_WholeLines``). Every bar of bert-jax and its data pipeline draws here."""
+    return sys.stderr if _isatty(sys.stderr) else _WholeLines(sys.stderr)
 
 
 def setup(verbose: bool = False, quiet: bool = False) -> None:

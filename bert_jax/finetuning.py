@@ -37,6 +37,14 @@ def _tokenizer(cfg):
     return BertTokenizerFast(vocab_file, do_lower_case=cfg.data.lowercase), vocab_file
 
 
+def vocabulary_digest(tokenizer) -> str:
+    """sha256 of a tokenizer's tokens in id order: the same for the same vocabulary whatever its
+    file's path or line endings, other for any other token or order."""
+    import hashlib
+    tokens = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    return hashlib.sha256("\n".join(token for token, _ in tokens).encode("utf-8")).hexdigest()
+
+
 def _model_config(cfg, task_def, vocab_size_of_tokenizer: int, *, check_source: bool):
     """``BertConfig`` of the run: the vocabulary size comes from ``init_from`` (or, from scratch,
     the tokenizer), and the tokenizer may never produce an id the embedding lacks."""
@@ -183,7 +191,8 @@ def finetune_job(cfg, params_key, *, resuming: bool, train: bool = True, eval_sp
     head = build_head_task(task_def.head, model_cfg, cfg, num_labels=task_def.num_labels(cfg),
                            num_choices=num_choices)
     hosts = dict(process_index=jax.process_index(), process_count=jax.process_count())
-    info = {"task": cfg.task, "vocab_file": vocab_file, "labels": task_def.label_names(cfg)}
+    info = {"task": cfg.task, "vocab_file": vocab_file, "vocab_sha256": vocabulary_digest(tokenizer),
+            "labels": task_def.label_names(cfg)}
     total_steps, loader = None, None
     if train_split is not None:
         arrays = {k: train_split.arrays[k] for k in head.batch_spec if k in train_split.arrays}

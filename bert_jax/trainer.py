@@ -27,7 +27,8 @@ from typing import Any, Callable
 
 import ml_collections
 
-from bert_jax.run_config import ConfigError, check, check_same_run, init_from_error, recorded_run, validate
+from bert_jax.run_config import (ConfigError, check, check_same_run, check_same_vocabulary, init_from_error,
+                                 recorded_run, validate)
 
 log = logging.getLogger("bert_jax")
 
@@ -234,6 +235,8 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         tx, schedule = optim.make_optimizer(optim_cfg), optim.make_schedule(optim_cfg)
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(str(e)) from None
+    if latest is not None:
+        check_same_vocabulary(recorded, job.info, workdir)
     task, model_cfg, loader = job.task, job.model_config, job.loader
     rules = partitioning.rules_from_config(cfg.logical_axis_rules)
     abstract_params = partitioning.unbox(jax.eval_shape(task.init_params, params_key))

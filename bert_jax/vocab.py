@@ -53,10 +53,11 @@ def iter_corpus_lines(files: Sequence[str], progress: bool = True, counts: dict 
     number of non-blank lines.
     """
     from tqdm import tqdm
+    from bert_jax.console import progress_stream
 
     total = sum(os.path.getsize(f) for f in files)
     with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress,
-              file=sys.stderr, mininterval=0.5) as bar:
+              file=progress_stream(), mininterval=0.5) as bar:
         for path in files:
             n = 0
             for _, line in read_text_lines(path, what="corpus file"):

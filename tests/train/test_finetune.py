@@ -147,6 +147,34 @@ def test_killed_finetune_resumes_from_its_own_checkpoint_exactly(pretrained, tmp
     assert [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))] == rows
 
 
+def test_a_resume_with_a_vocabulary_of_other_tokens_is_refused_the_same_tokens_resume(pretrained, tmp_path):
+    """A resume may move data.vocab_file; one of the same size with two tokens swapped trained the
+    rest of the run on other ids, unsaid. It is refused naming both files, and the advised flag
+    (the run's own vocabulary) resumes; the same tokens in a file with other line endings do too."""
+    run_dir = str(tmp_path / "run")
+    args = ["optim.total_steps=2", "checkpoint.every_steps=2", "global_batch_size=8", "data.max_per_label=40"]
+    launch.run_finetuning(ft_config(pretrained["workdir"], *args), run_dir)
+    tokens = open(pretrained["vocab"], encoding="utf-8").read().splitlines()
+    swapped = tokens[:]
+    swapped[200], swapped[201] = swapped[201], swapped[200]
+    other = tmp_path / "other_vocab.txt"
+    other.write_text("\n".join(swapped) + "\n", encoding="utf-8")
+    before = open(os.path.join(run_dir, "config.json")).read()
+    longer = [a.replace("total_steps=2", "total_steps=4") for a in args]
+    with pytest.raises(launch.ConfigError) as error:
+        launch.run_finetuning(ft_config(pretrained["workdir"], *longer, f"data.vocab_file={str(other)!r}"), run_dir)
+    message = str(error.value)
+    assert "holds other tokens" in message and str(other) in message, message
+    assert open(os.path.join(run_dir, "config.json")).read() == before
+    advised = re.search(r"--config\.(data\.vocab_file=\S+?),", message).group(1)
+    same = tmp_path / "same_tokens_crlf.txt"
+    same.write_bytes(("\r\n".join(tokens) + "\r\n").encode("utf-8"))
+    for vocab, steps in ((advised.split("=", 1)[1], 3), (str(same), 4)):
+        longer = [a.replace("total_steps=2", f"total_steps={steps}") for a in args]
+        result = launch.run_finetuning(ft_config(pretrained["workdir"], *longer, f"data.vocab_file={vocab!r}"), run_dir)
+        assert (result["start_step"], result["step"]) == (steps - 1, steps)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
