@@ -6,7 +6,7 @@
   * libraries that log routine events (Orbax's restore notes, absl, JAX's backend probing,
     TensorStore) are shown only from ERROR up;
   * a warning with the same text is shown once per process;
-  * progress bars (``progress_stream``) and log lines never share a line.
+  * progress bars (``progress_bar``) and log lines never share a line.
 ``--verbose`` shows everything, every time, with timestamps.
 """
 
@@ -81,10 +81,15 @@ class _WholeLines:
         self.stream.flush()
 
 
-def progress_stream():
-    """Where a progress bar (``tqdm(file=...)``) draws: stderr in a terminal, else stderr one line
-    per state (``_WholeLines``). Every bar of bert-jax and its data pipeline draws here."""
-    return sys.stderr if _isatty(sys.stderr) else _WholeLines(sys.stderr)
+def progress_bar(*args, mininterval: float = 0.1, **kwargs):
+    """``tqdm(*args, **kwargs)`` drawing on stderr: in a terminal redrawn at most every
+    ``mininterval`` seconds; otherwise (a log file, a pipe) one whole line per state
+    (``_WholeLines``), at most one every 30 s, so a long build does not fill the log with bars.
+    Every bar of bert-jax and its data pipeline is made here."""
+    from tqdm import tqdm
+    if _isatty(sys.stderr):
+        return tqdm(*args, file=sys.stderr, mininterval=mininterval, **kwargs)
+    return tqdm(*args, file=_WholeLines(sys.stderr), mininterval=max(mininterval, 30.0), **kwargs)
 
 
 def setup(verbose: bool = False, quiet: bool = False) -> None:

@@ -52,12 +52,11 @@ def iter_corpus_lines(files: Sequence[str], progress: bool = True, counts: dict 
     raises naming file and line. `counts`, if given, receives each file's
     number of non-blank lines.
     """
-    from tqdm import tqdm
-    from bert_jax.console import progress_stream
+    from bert_jax.console import progress_bar
 
     total = sum(os.path.getsize(f) for f in files)
-    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress,
-              file=progress_stream(), mininterval=0.5) as bar:
+    with progress_bar(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress,
+                      mininterval=0.5) as bar:
         for path in files:
             n = 0
             for _, line in read_text_lines(path, what="corpus file"):

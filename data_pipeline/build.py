@@ -35,9 +35,8 @@ import tempfile
 import time
 
 import numpy as np
-import tqdm
 
-from bert_jax.console import progress_stream
+from bert_jax.console import progress_bar
 from bert_jax.text_files import read_text_lines
 from data_pipeline import instances, masking, shards, sources, tokens
 from data_pipeline.tokens import load_tokenizer, vocab_tokens
@@ -158,7 +157,7 @@ def partition(opts: BuildOptions, output: str, todo: list[int], buffer_bytes: in
         text_column=opts.text_column,
         dataset_split=opts.dataset_split,
     )
-    for doc in tqdm.tqdm(docs, desc="partition", unit="doc", mininterval=2.0, file=progress_stream()):
+    for doc in progress_bar(docs, desc="partition", unit="doc", mininterval=2.0):
         total += 1
         s = shard_of(opts.seed, doc.index, opts.num_shards)
         if s in wanted:
@@ -507,7 +506,7 @@ def build(
         partition(opts, output, todo)
         _check_unchanged(fingerprint)
         start, done = time.perf_counter(), 0
-        bar = tqdm.tqdm(total=len(todo), desc="build", unit="shard", file=progress_stream())
+        bar = progress_bar(total=len(todo), desc="build", unit="shard")
         if workers <= 1:
             results = (build_shard(opts, output, i, backend, info) for i in todo)
         else:

@@ -102,13 +102,11 @@ class MetricWriter:
         except ImportError:  # tensorboardX is a dependency; keep jsonl/console if absent
             log.warning("tensorboardX is not installed; TensorBoard summaries are disabled.")
         if progress:
-            from tqdm import tqdm
-            from bert_jax.console import progress_stream
-            # In a log file (no terminal) a redraw per step floods it: one line every 30 s
-            # still gives rate and ETA.
-            stream = progress_stream()
-            self._bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
-                             desc="train", file=stream, mininterval=0.1 if stream is sys.stderr else 30.0)
+            from bert_jax.console import progress_bar
+            # In a log file (no terminal) a redraw per step would flood it: progress_bar draws
+            # a line every 30 s there, which still gives rate and ETA.
+            self._bar = progress_bar(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True,
+                                     desc="train")
 
     def write(self, step: int, scalars: dict[str, float], prefix: str = "train") -> None:
         if not self.enabled:
