@@ -22,8 +22,8 @@ import os
 
 import numpy as np
 
-from bert_jax.run_config import (ConfigError, check, check_same_run, init_from_error, input_settings,
-                                 read_recorded, recorded_defaults, recorded_run, seed_runs)
+from bert_jax.run_config import (ConfigError, check, check_same_run, check_same_vocabulary, init_from_error,
+                                 input_settings, read_recorded, recorded_defaults, recorded_run, seed_runs)
 from bert_jax.tasks import registry
 
 log = logging.getLogger("bert_jax")
@@ -347,6 +347,8 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         job = finetune_job(cfg, params_key, resuming=has_ckpt, train=False, eval_split=split)
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(str(e)) from None
+    if has_ckpt:
+        check_same_vocabulary(recorded, job.info, workdir, "evaluate")
     check(cfg.global_batch_size % partitioning.data_parallel_size(mesh) == 0,
           f"global_batch_size={cfg.global_batch_size} is not divisible by the data-parallel size "
           f"{partitioning.data_parallel_size(mesh)}.")

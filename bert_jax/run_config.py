@@ -482,20 +482,23 @@ def check_same_run(cfg, workdir: str, doing: str, recorded: dict | None) -> list
     return changes
 
 
-def check_same_vocabulary(recorded: dict | None, info: dict | None, workdir: str) -> None:
-    """Refuse a resume whose vocabulary holds other tokens than the run's (``vocab_sha256`` of
-    the job's ``info`` and of the recorded ``resolved.data``): a resume may move
-    ``data.vocab_file``, but one of the same size with other tokens trained the rest of the run on
-    other ids, unsaid. Runs recorded before the digest existed are not compared."""
+def check_same_vocabulary(recorded: dict | None, info: dict | None, workdir: str, doing: str) -> None:
+    """Refuse to ``doing`` (``"resume"`` or ``"evaluate"``) a run with a vocabulary of other tokens
+    than its own (``vocab_sha256`` of the job's ``info`` and of the recorded ``resolved.data``): a
+    resume may move ``data.vocab_file``, but one of the same size with other tokens trained the
+    rest of the run on other ids, or scored it on them, unsaid. Runs recorded before the digest
+    existed are not compared."""
     before = ((recorded or {}).get("resolved") or {}).get("data") or {}
     now = info or {}
-    if before.get("vocab_sha256") and now.get("vocab_sha256") and before["vocab_sha256"] != now["vocab_sha256"]:
-        trained = recorded_path(recorded, before.get("vocab_file") or "")
-        raise ConfigError(f"{workdir} was trained with the vocabulary {trained or '(path not recorded)'} (its "
-                          f"config.json) and this config's vocabulary {now.get('vocab_file')} holds other tokens: "
-                          "the rest of the run would read other ids than its first steps. Resume it with "
-                          f"{'--config.data.vocab_file=' + trained if trained else 'the vocabulary it was started with'}"
-                          ", or use a new --workdir.")
+    if not (before.get("vocab_sha256") and now.get("vocab_sha256")) or before["vocab_sha256"] == now["vocab_sha256"]:
+        return
+    trained = recorded_path(recorded, before.get("vocab_file") or "")
+    harm = ("the rest of the run would read other ids than its first steps" if doing == "resume"
+            else "its model would read other ids than it learned")
+    use = f"--config.data.vocab_file={trained}" if trained else "the vocabulary it was trained with"
+    raise ConfigError(f"{workdir} was trained with the vocabulary {trained or '(path not recorded)'} (its config.json) "
+                      f"and this config's vocabulary {now.get('vocab_file')} holds other tokens: {harm}. "
+                      f"{doing.capitalize()} it with {use}, or use a new --workdir.")
 
 
 def input_settings(data) -> dict:

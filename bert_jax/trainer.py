@@ -236,7 +236,7 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(str(e)) from None
     if latest is not None:
-        check_same_vocabulary(recorded, job.info, workdir)
+        check_same_vocabulary(recorded, job.info, workdir, "resume")
     task, model_cfg, loader = job.task, job.model_config, job.loader
     rules = partitioning.rules_from_config(cfg.logical_axis_rules)
     abstract_params = partitioning.unbox(jax.eval_shape(task.init_params, params_key))

@@ -148,9 +148,10 @@ def test_killed_finetune_resumes_from_its_own_checkpoint_exactly(pretrained, tmp
 
 
 def test_a_resume_with_a_vocabulary_of_other_tokens_is_refused_the_same_tokens_resume(pretrained, tmp_path):
-    """A resume may move data.vocab_file; one of the same size with two tokens swapped trained the
+    """(Evaluating the run with that vocabulary is refused too.) A resume may move data.vocab_file; one of the same size with two tokens swapped trained the
     rest of the run on other ids, unsaid. It is refused naming both files, and the advised flag
     (the run's own vocabulary) resumes; the same tokens in a file with other line endings do too."""
+    from bert_jax import finetuning
     run_dir = str(tmp_path / "run")
     args = ["optim.total_steps=2", "checkpoint.every_steps=2", "global_batch_size=8", "data.max_per_label=40"]
     launch.run_finetuning(ft_config(pretrained["workdir"], *args), run_dir)
@@ -167,6 +168,9 @@ def test_a_resume_with_a_vocabulary_of_other_tokens_is_refused_the_same_tokens_r
     assert "holds other tokens" in message and str(other) in message, message
     assert open(os.path.join(run_dir, "config.json")).read() == before
     advised = re.search(r"--config\.(data\.vocab_file=\S+?),", message).group(1)
+    # evaluated with it: refused the same way (its model would be scored on other ids)
+    with pytest.raises(launch.ConfigError, match="holds other tokens: its model would read other ids"):
+        finetuning.run_evaluation(ft_config(pretrained["workdir"], *args, f"data.vocab_file={str(other)!r}"), run_dir)
     same = tmp_path / "same_tokens_crlf.txt"
     same.write_bytes(("\r\n".join(tokens) + "\r\n").encode("utf-8"))
     for vocab, steps in ((advised.split("=", 1)[1], 3), (str(same), 4)):
