@@ -166,7 +166,9 @@ def multi_seed_run(root, seeds=(0, 1, 2)):
     values = [final[s] for s in seeds]
     (root / "eval").mkdir()
     (root / "eval" / "summary.json").write_text(json.dumps({"task": "docs_section", "seeds": list(seeds), "metrics": {
-        "accuracy": {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "values": values},
+        # as finetuning.run_finetuning: the sample std, 0.0 for one seed (numpy would warn and give nan)
+        "accuracy": {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                     "values": values},
         "baseline_majority": {"mean": 0.25, "std": 0.0, "values": [0.25] * len(seeds)}}}))
     return values
 
