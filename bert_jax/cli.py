@@ -7,6 +7,7 @@ Each command lives in the module that owns it; this file only dispatches, so
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # command -> ("module", "function", one-line help). The function takes argv
@@ -66,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
                       "it asks) before using its output.")
         print(f"bert-jax {command}: interrupted (Ctrl-C); {advice}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`bert-jax data inspect W | head`): what it read is what it
+        # wanted. Point stdout at nothing, so the interpreter's own flush at exit does not fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE
 
 
 if __name__ == "__main__":

@@ -22,6 +22,18 @@ def _shard_range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
+def _at_least_zero(flag: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number >= 0, got {text!r}")
+        return value
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bert-jax data", description="Build and inspect BERT pretraining shards.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="bert: a sentence per line, blank line between documents; lines: a document per line; "
                         "paragraphs: blank-line separated documents (lines and paragraphs are sentence-split)")
     b.add_argument("--vocab", required=True, help="vocab.txt (or a tokenizer directory)")
-    b.add_argument("--no-lower-case", dest="do_lower_case", action="store_false", help="cased vocabulary")
+    b.add_argument("--lower-case", dest="do_lower_case", action=argparse.BooleanOptionalAction, default=None,
+                   help="lower-case the text (an uncased vocabulary); --no-lower-case for a cased one. Default: "
+                        "the do_lower_case of the tokenizer_config.json beside --vocab (bert-jax tokenizer train "
+                        "writes one), else lower-case")
     b.add_argument("--output", required=True, help="output directory")
     b.add_argument("--max-seq-length", type=int, default=128)
     b.add_argument("--max-predictions-per-seq", type=int, default=20)
@@ -55,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="statistics and decoded examples of a built directory")
     i.add_argument("directory")
-    i.add_argument("--examples", type=int, default=3, help="decoded examples to show")
-    i.add_argument("--max-examples", type=int, default=200_000,
+    i.add_argument("--examples", type=_at_least_zero("--examples"), default=3, help="decoded examples to show")
+    i.add_argument("--max-examples", type=_at_least_zero("--max-examples"), default=200_000,
                    help="analyse at most this many examples, from the first shards (0 = all)")
     return parser
 
@@ -77,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs=tuple(args.input),
         vocab_file=args.vocab,
         input_format=args.input_format,
-        do_lower_case=args.do_lower_case,
+        do_lower_case=tokens.vocab_casing(args.vocab) if args.do_lower_case is None else args.do_lower_case,
         max_seq_length=args.max_seq_length,
         max_predictions_per_seq=args.max_predictions_per_seq,
         masked_lm_prob=args.masked_lm_prob,

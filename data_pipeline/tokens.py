@@ -9,6 +9,7 @@ one by one, so each distinct chunk of a shard is encoded once and reused.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 
 import numpy as np
@@ -30,6 +31,19 @@ def load_tokenizer(vocab_file: str, do_lower_case: bool):
     vocab = dict(tok.vocab)
     settings = {"class": "BertTokenizerFast", "do_lower_case": bool(getattr(tok, "do_lower_case", do_lower_case))}
     return tok.backend_tokenizer, vocab, settings
+
+
+def vocab_casing(vocab_file: str) -> bool:
+    """``do_lower_case`` for a vocabulary given without a casing flag: that of the
+    ``tokenizer_config.json`` beside it (``bert-jax tokenizer train --cased`` writes false there;
+    a cased vocabulary was lower-cased by default, unsaid), else True (BERT's uncased default)."""
+    folder = vocab_file if os.path.isdir(vocab_file) else os.path.dirname(os.path.abspath(vocab_file))
+    try:
+        with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
+            value = json.load(f).get("do_lower_case")
+    except (OSError, ValueError, AttributeError):
+        return True
+    return value if isinstance(value, bool) else True
 
 
 def vocab_tokens(vocab: dict[str, int]) -> list[str]:

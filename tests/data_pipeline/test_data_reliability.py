@@ -535,3 +535,33 @@ def test_a_vocab_txt_of_the_users_in_the_output_is_refused_not_kept(tmp_path, tw
         res = _cli_build(*[folder.as_posix() if x == str(out) else given if x == vocab_file else x for x in args])
         assert res.returncode == 0, res.stderr
         assert (folder / "vocab.txt").read_bytes() == content  # the user's file, untouched
+
+
+def test_a_cased_vocabulary_is_built_cased_without_a_flag_and_inspect_output_may_be_cut(tmp_path, two_files, vocab_file):
+    """`tokenizer train --cased` writes do_lower_case=false beside its vocab.txt; `data build`
+    without a casing flag lower-cased the text anyway, unsaid. It now follows that file (a flag
+    still wins). `data inspect ... | head -1` was a BrokenPipeError traceback, and a negative
+    --max-examples a KeyError traceback."""
+    import json
+    a, _ = two_files
+    cased = tmp_path / "cased"
+    cased.mkdir()
+    shutil.copy(vocab_file, cased / "vocab.txt")
+    (cased / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False}))
+    common = ["--input", a, "--max-seq-length", "64", "--max-predictions-per-seq", "10", "--num-shards", "1"]
+    for flags, lowered in (([], False), (["--lower-case"], True)):
+        out = tmp_path / f"out_{lowered}"
+        done = _cli_build(*common, "--vocab", str(cased / "vocab.txt"), "--output", str(out), *flags)
+        assert done.returncode == 0, done.stderr
+        assert shards.read_json(str(out / shards.MANIFEST))["tokenizer"]["do_lower_case"] is lowered
+    out = str(tmp_path / "out_True")
+    inspect = [sys.executable, "-m", "bert_jax.cli", "data", "inspect", out]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    bad = subprocess.run([*inspect, "--max-examples", "-1"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "--max-examples must be a whole number >= 0, got '-1'" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
+    proc = subprocess.Popen([*inspect, "--examples", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout.readline()  # what `head -1` reads, then it goes away
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
