@@ -107,18 +107,53 @@ def _tokenizer_files(source: str, is_run: bool) -> dict[str, bytes]:
             logger.warning("%s: no vocabulary found (%s); copy the vocab.txt it was trained with into the output "
                            "before loading a tokenizer from it.", source, why)
             return files
-        with open(vocab, "rb") as f:
-            files["vocab.txt"] = f.read()
         folder = os.path.dirname(vocab)  # tokenizer files made with it (bert-jax tokenizer train)
         if os.path.basename(vocab) != "vocab.txt" or not os.path.isfile(os.path.join(folder, "tokenizer_config.json")):
-            return files
+            return _tokenizer_made_for_run(source, vocab)
     for name in TOKENIZER_FILES:
         if os.path.isfile(os.path.join(folder, name)):
             with open(os.path.join(folder, name), "rb") as f:
                 files[name] = f.read()
-    if "vocab.txt" not in files:
+    if "vocab.txt" not in files and "tokenizer.json" not in files:  # tokenizer.json holds the vocabulary too
         logger.warning("%s holds no vocab.txt: the output has no vocabulary; copy the one the model was trained "
                        "with into it before loading a tokenizer from it.", source)
+    return files
+
+
+def _run_lowercase(workdir: str) -> bool | None:
+    """Whether the run in ``workdir`` read lower-cased text: a fine-tuning run's ``data.lowercase``,
+    a pretraining run's shards' ``tokenizer.do_lower_case`` (their manifest); None if unknown."""
+    import json
+    from bert_jax.run_config import read_recorded, recorded_path
+    try:
+        run = read_recorded(workdir)
+        data = run.get("data") or {}
+        if run.get("mode") != "pretrain":
+            return data.get("lowercase") if isinstance(data.get("lowercase"), bool) else None
+        with open(os.path.join(recorded_path(run, data.get("train_dir") or ""), "manifest.json"), encoding="utf-8") as f:
+            value = (json.load(f).get("tokenizer") or {}).get("do_lower_case")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, bool) else None
+
+
+def _tokenizer_made_for_run(workdir: str, vocab: str) -> dict[str, bytes]:
+    """The tokenizer files of a run's vocabulary that has none beside it (the shards' copy): made
+    with the casing the run read its text with. Only ``vocab.txt`` went out before, which every
+    tokenizer loads as lower-casing: a cased model's export lower-cased its input, unsaid."""
+    import tempfile
+    from bert_jax.tokenization import BertTokenizerFast
+    with open(vocab, "rb") as f:
+        files = {"vocab.txt": f.read()}
+    lowercase = _run_lowercase(workdir)
+    if lowercase is None:
+        return files
+    with tempfile.TemporaryDirectory() as tmp:
+        BertTokenizerFast(vocab, do_lower_case=lowercase).save_pretrained(tmp)
+        for name in os.listdir(tmp):
+            if name != "vocab.txt":  # the run's own file, byte for byte
+                with open(os.path.join(tmp, name), "rb") as f:
+                    files[name] = f.read()
     return files
 
 

@@ -227,8 +227,12 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
         if report.mismatched:
             message += f" (the checkpoint's are of another shape: {'; '.join(report.mismatched)})"
         if report_to_user:
+            # Python callers get a warning; a program that has set up logging (the CLI's console,
+            # which then drops bert_jax's UserWarnings) a log line. Without a handler, logging's
+            # fallback printed the same text a second time.
             warnings.warn(message, stacklevel=2)
-            logger.warning(message)
+            if logger.hasHandlers():
+                logger.warning(message)
         if init_params is None:
             module = modules.build_module(config, target, param_dtype=param_dtype)
             init_params = modules.init_params(module, config, target, jax.random.key(seed))

@@ -126,3 +126,35 @@ def test_mistyped_target_wrong_layout_and_missing_tf_data_are_named(source, tmp_
     assert code == 2 and f"{data} does not exist" in err and "copy it beside the index" in err
     (tmp_path / data.name).rename(data)
     assert cli.main(["--from", "tf", str(tf_dir), "--to-hf", str(tmp_path / "from_tf")]) == 0
+
+
+@pytest.mark.parametrize("mode", ["pretrain", "finetune"])
+def test_a_cased_runs_export_carries_its_casing(mode, tmp_path):
+    """A run's vocabulary without tokenizer files beside it (the shards' copy) went out as a bare
+    vocab.txt, which every tokenizer loads as lower-casing: a cased model's export lower-cased its
+    input, unsaid. The export now holds the tokenizer files made with the casing the run read its
+    text with (the shards' manifest, or a fine-tuning run's data.lowercase)."""
+    import json
+    from bert_jax.tokenization import BertTokenizerFast
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "Hello", "hello", "World", "world"]
+    (shards / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    (shards / "manifest.json").write_text(json.dumps({"tokenizer": {"do_lower_case": False}}))
+    run = tmp_path / "run"
+    run.mkdir()
+    data = {"train_dir": str(shards)} if mode == "pretrain" else {"vocab_file": str(shards / "vocab.txt"),
+                                                                  "lowercase": False}
+    (run / "config.json").write_text(json.dumps({"mode": mode, "model": {}, "data": data}))
+    files = cli._tokenizer_files(str(run), is_run=True)
+    assert files["vocab.txt"] == (shards / "vocab.txt").read_bytes()
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, content in files.items():
+        (out / name).write_bytes(content)
+    assert BertTokenizerFast.from_pretrained(str(out)).tokenize("Hello World") == ["Hello", "World"]
+    if mode == "finetune":  # an uncased run's export lower-cases, as before
+        (run / "config.json").write_text(json.dumps({"mode": mode, "model": {}, "data": {**data, "lowercase": True}}))
+        for name, content in cli._tokenizer_files(str(run), is_run=True).items():
+            (out / name).write_bytes(content)
+        assert BertTokenizerFast.from_pretrained(str(out)).tokenize("Hello World") == ["hello", "world"]
