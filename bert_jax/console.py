@@ -71,6 +71,7 @@ class _WholeLines:
 
     def __init__(self, stream):
         self.stream = stream
+        self.encoding = getattr(stream, "encoding", None)  # tqdm draws Unicode blocks only if it says UTF-8
 
     def write(self, text: str) -> None:
         text = text.replace("\r", "").rstrip()  # the redraw's return and its padding over a longer state
@@ -89,7 +90,10 @@ def progress_bar(*args, mininterval: float = 0.1, **kwargs):
     from tqdm import tqdm
     if _isatty(sys.stderr):
         return tqdm(*args, file=sys.stderr, mininterval=mininterval, **kwargs)
-    return tqdm(*args, file=_WholeLines(sys.stderr), mininterval=max(mininterval, 30.0), **kwargs)
+    # maxinterval too: tqdm's monitor thread otherwise redraws every 10 s, between the 30 s lines,
+    # with the count of the last one (an iterated bar counts only when it draws)
+    every = max(mininterval, 30.0)
+    return tqdm(*args, file=_WholeLines(sys.stderr), mininterval=every, maxinterval=every, **kwargs)
 
 
 def setup(verbose: bool = False, quiet: bool = False) -> None:

@@ -37,14 +37,6 @@ def _tokenizer(cfg):
     return BertTokenizerFast(vocab_file, do_lower_case=cfg.data.lowercase), vocab_file
 
 
-def vocabulary_digest(tokenizer) -> str:
-    """sha256 of a tokenizer's tokens in id order: the same for the same vocabulary whatever its
-    file's path or line endings, other for any other token or order."""
-    import hashlib
-    tokens = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    return hashlib.sha256("\n".join(token for token, _ in tokens).encode("utf-8")).hexdigest()
-
-
 def _model_config(cfg, task_def, vocab_size_of_tokenizer: int, *, check_source: bool):
     """``BertConfig`` of the run: the vocabulary size comes from ``init_from`` (or, from scratch,
     the tokenizer), and the tokenizer may never produce an id the embedding lacks."""
@@ -182,6 +174,8 @@ def finetune_job(cfg, params_key, *, resuming: bool, train: bool = True, eval_sp
     if not cfg.init_from:
         raise ValueError("init_from is empty: pass --config.init_from=PRETRAIN_WORKDIR_OR_MODEL_DIR "
                          "(or init_from=scratch for a randomly initialised baseline).")
+    from data_pipeline.shards import vocab_hash
+    from data_pipeline.tokens import vocab_tokens
     tokenizer, vocab_file = _tokenizer(cfg)
     model_cfg = _model_config(cfg, task_def, len(tokenizer.get_vocab()), check_source=not resuming)
     train_split = _load_splits(cfg, task_def, ["train"], tokenizer)[0] if train else None
@@ -191,7 +185,7 @@ def finetune_job(cfg, params_key, *, resuming: bool, train: bool = True, eval_sp
     head = build_head_task(task_def.head, model_cfg, cfg, num_labels=task_def.num_labels(cfg),
                            num_choices=num_choices)
     hosts = dict(process_index=jax.process_index(), process_count=jax.process_count())
-    info = {"task": cfg.task, "vocab_file": vocab_file, "vocab_sha256": vocabulary_digest(tokenizer),
+    info = {"task": cfg.task, "vocab_file": vocab_file, "vocab_hash": vocab_hash(vocab_tokens(tokenizer.get_vocab())),
             "labels": task_def.label_names(cfg)}
     total_steps, loader = None, None
     if train_split is not None:
@@ -272,6 +266,17 @@ def results_table(summary_or_eval: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def _scored_model(init_from: str) -> str:
+    """What evaluating ``init_from`` scores: for a training run (or its ``checkpoints/``), the
+    folder of its latest step, which stays what was scored when the run trains on; else the
+    model directory."""
+    from bert_jax import checkpointing
+    path = os.path.abspath(init_from)
+    ckpt_dir = os.path.join(path, "checkpoints") if os.path.isdir(os.path.join(path, "checkpoints")) else path
+    steps = checkpointing.saved_steps(ckpt_dir)
+    return os.path.join(ckpt_dir, str(max(steps))) if steps else path
+
+
 def _check_init_from_task(cfg) -> None:
     """Say so when ``init_from`` is a fine-tuning run of another task: its head was scored on this
     task's data with nothing said (an RTE classifier has SST-2's shape). Scoring it is allowed:
@@ -349,6 +354,8 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         raise ConfigError(str(e)) from None
     if has_ckpt:
         check_same_vocabulary(recorded, job.info, workdir, "evaluate")
+    elif os.path.isfile(os.path.join(cfg.init_from, "config.json")):  # a run given as init_from
+        check_same_vocabulary(recorded_run(cfg.init_from), job.info, cfg.init_from, "evaluate")
     check(cfg.global_batch_size % partitioning.data_parallel_size(mesh) == 0,
           f"global_batch_size={cfg.global_batch_size} is not divisible by the data-parallel size "
           f"{partitioning.data_parallel_size(mesh)}.")
@@ -376,7 +383,7 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
             raise init_from_error(cfg.init_from, e) from None
         state, shardings, _ = train.create_train_state(job.task, tx, mesh, rules, params_key, dropout_key,
                                                        params=params)
-        chosen, model = 0, os.path.abspath(cfg.init_from)
+        chosen, model = 0, _scored_model(cfg.init_from)
     log.info("scoring %s on the %s split", model, split)
     steps = train.jit_steps(job.task, tx, lambda s: 0.0, mesh, shardings, 1)
     context = RunContext(steps=steps, mesh=mesh, workdir=workdir, global_batch_size=cfg.global_batch_size,

@@ -484,21 +484,25 @@ def check_same_run(cfg, workdir: str, doing: str, recorded: dict | None) -> list
 
 def check_same_vocabulary(recorded: dict | None, info: dict | None, workdir: str, doing: str) -> None:
     """Refuse to ``doing`` (``"resume"`` or ``"evaluate"``) a run with a vocabulary of other tokens
-    than its own (``vocab_sha256`` of the job's ``info`` and of the recorded ``resolved.data``): a
-    resume may move ``data.vocab_file``, but one of the same size with other tokens trained the
-    rest of the run on other ids, or scored it on them, unsaid. Runs recorded before the digest
-    existed are not compared."""
+    than its own (``vocab_hash``, as the shards' manifests: sha256 of the tokens in id order, of the
+    job's ``info`` and of the recorded ``resolved.data``): a resume may move ``data.vocab_file``,
+    but one of the same size with other tokens trained the rest of the run on other ids, or scored
+    it on them, unsaid. Runs recorded before the digest existed are not compared."""
     before = ((recorded or {}).get("resolved") or {}).get("data") or {}
     now = info or {}
-    if not (before.get("vocab_sha256") and now.get("vocab_sha256")) or before["vocab_sha256"] == now["vocab_sha256"]:
+    if not (before.get("vocab_hash") and now.get("vocab_hash")) or before["vocab_hash"] == now["vocab_hash"]:
         return
     trained = recorded_path(recorded, before.get("vocab_file") or "")
     harm = ("the rest of the run would read other ids than its first steps" if doing == "resume"
             else "its model would read other ids than it learned")
-    use = f"--config.data.vocab_file={trained}" if trained else "the vocabulary it was trained with"
+    if trained and os.path.isfile(trained) and os.path.realpath(trained) != os.path.realpath(str(now.get("vocab_file"))):
+        fix = f"{doing.capitalize()} it with --config.data.vocab_file={trained}"
+    else:  # the file it recorded was rewritten in place, or is gone: naming it again cannot help
+        fix = (f"The vocabulary it recorded ({trained or 'no path'}) has been rewritten or removed since: "
+               f"restore the vocab.txt it was trained with and pass it as --config.data.vocab_file")
+    tail = ", or use a new --workdir." if doing == "resume" else "."
     raise ConfigError(f"{workdir} was trained with the vocabulary {trained or '(path not recorded)'} (its config.json) "
-                      f"and this config's vocabulary {now.get('vocab_file')} holds other tokens: {harm}. "
-                      f"{doing.capitalize()} it with {use}, or use a new --workdir.")
+                      f"and this config's vocabulary {now.get('vocab_file')} holds other tokens: {harm}. {fix}{tail}")
 
 
 def input_settings(data) -> dict:

@@ -206,3 +206,22 @@ def test_every_data_path_field_is_named_as_an_input_or_not():
     datas = [pretrain_defaults().data] + [finetune_defaults(t).data for t in registry.task_names()]
     paths = {k for data in datas for k in data.keys() if k.endswith(("_dir", "_file"))}
     assert paths and paths <= set(_INPUT_PATHS + _OTHER_PATHS), paths - set(_INPUT_PATHS + _OTHER_PATHS)
+
+
+def test_a_vocabulary_rewritten_in_place_is_named_as_such_not_advised_again(tmp_path):
+    """The vocabulary refusal advised --config.data.vocab_file=<the run's recorded file>; when
+    that file was rewritten in place (a new `tokenizer train` into the same folder) it named the
+    very file in use, advice that could not work."""
+    import pytest
+    from bert_jax.run_config import ConfigError, check_same_vocabulary
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n")
+    recorded = {"mode": "finetune", "model": {},
+                "resolved": {"cwd": str(tmp_path), "data": {"vocab_file": "vocab.txt", "vocab_hash": "aa"}}}
+    check_same_vocabulary(recorded, {"vocab_file": str(vocab), "vocab_hash": "aa"}, "W", "resume")  # the same
+    for doing, tail in (("resume", "or use a new --workdir."), ("evaluate", "as --config.data.vocab_file.")):
+        with pytest.raises(ConfigError) as error:
+            check_same_vocabulary(recorded, {"vocab_file": str(vocab), "vocab_hash": "bb"}, "W", doing)
+        message = str(error.value)
+        assert "has been rewritten or removed since: restore the vocab.txt it was trained with" in message
+        assert f"--config.data.vocab_file={vocab}" not in message and message.endswith(tail), message

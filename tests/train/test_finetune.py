@@ -168,9 +168,15 @@ def test_a_resume_with_a_vocabulary_of_other_tokens_is_refused_the_same_tokens_r
     assert "holds other tokens" in message and str(other) in message, message
     assert open(os.path.join(run_dir, "config.json")).read() == before
     advised = re.search(r"--config\.(data\.vocab_file=\S+?),", message).group(1)
-    # evaluated with it: refused the same way (its model would be scored on other ids)
-    with pytest.raises(launch.ConfigError, match="holds other tokens: its model would read other ids"):
-        finetuning.run_evaluation(ft_config(pretrained["workdir"], *args, f"data.vocab_file={str(other)!r}"), run_dir)
+    # evaluated with it: refused the same way (its model would be scored on other ids), in its own
+    # workdir or given as init_from to a new one
+    for init_from, workdir in ((pretrained["workdir"], run_dir), (run_dir, str(tmp_path / "scored"))):
+        with pytest.raises(launch.ConfigError, match="holds other tokens: its model would read other ids"):
+            finetuning.run_evaluation(ft_config(init_from, *args, f"data.vocab_file={str(other)!r}"), workdir)
+    assert not os.path.exists(os.path.join(tmp_path, "scored", "eval"))
+    finetuning.run_evaluation(ft_config(run_dir, *args), str(tmp_path / "scored"))
+    scored = json.load(open(os.path.join(tmp_path, "scored", "eval", "dev_results.json")))
+    assert scored["model"] == os.path.join(run_dir, "checkpoints", "2")  # the step scored, not only the run
     same = tmp_path / "same_tokens_crlf.txt"
     same.write_bytes(("\r\n".join(tokens) + "\r\n").encode("utf-8"))
     for vocab, steps in ((advised.split("=", 1)[1], 3), (str(same), 4)):
