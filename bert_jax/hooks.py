@@ -54,12 +54,15 @@ class MetricsHook(Hook):
         process's first step is not ticked: it waits for that step and starts the clock over, so
         its compile is reported as ``first_step_s`` instead of as a slow interval.
       seq_length: returns the positions per row of the step just run (None: the full length).
+      counts: returns what that step's rows held (``GlobalBatches.counts``: real tokens, packed
+        instances), for the throughput's ``real_tokens_per_s`` and ``examples_per_s``.
       every: log interval; the last step (``total_steps``) is always logged.
     """
 
-    def __init__(self, writer, throughput, every: int, total_steps: int, seq_length=lambda: None):
+    def __init__(self, writer, throughput, every: int, total_steps: int, seq_length=lambda: None,
+                 counts=lambda: None):
         self.writer, self.throughput, self.every, self.total = writer, throughput, every, total_steps
-        self.seq_length = seq_length
+        self.seq_length, self.counts = seq_length, counts
         self.pending: list[tuple[int, dict]] = []  # (step, metrics), device or host values
         self.last: dict[str, float] = {}
         self.first = True
@@ -71,7 +74,7 @@ class MetricsHook(Hook):
             jax.block_until_ready(metrics)
             self.throughput.start_over()
         else:
-            self.throughput.tick(self.seq_length())
+            self.throughput.tick(self.seq_length(), self.counts())
         self.writer.advance(step)
         if self.due(step) or step == self.total:
             self.write(step)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Protocol
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding
 
@@ -254,12 +255,16 @@ class GlobalBatches:
 
     ``keys``: the arrays the step reads (others the loader yields, e.g. ``row_id``, are dropped).
     ``seq_length``: positions per row of the most recent batch (``input_ids``' last axis), which
-    length-bucketed loaders vary from batch to batch.
+    length-bucketed loaders vary from batch to batch. ``counts``: what that batch holds besides
+    its shape -- ``real_tokens`` (non-padding positions, from ``attention_mask``) and, for packed
+    rows, ``examples`` (instances, from ``next_sentence_weight``) -- counted in this process's
+    rows and scaled by the process count (the throughput figures are logged by process 0).
     """
 
     def __init__(self, loader, mesh, keys=None):
         self.loader, self.mesh, self.position, self.seq_length = loader, mesh, None, None
         self.keys = None if keys is None else tuple(keys)
+        self.counts: dict[str, int] = {}
 
     def __iter__(self):
         while True:
@@ -269,12 +274,23 @@ class GlobalBatches:
                 self.position = self.loader.state()
                 if "input_ids" in local:
                     self.seq_length = int(local["input_ids"].shape[-1])
+                self.counts = _counts(local, jax.process_count())
                 if self.keys is not None:
                     local = {k: local[k] for k in self.keys}
                 yield partitioning.make_global_batch(local, self.mesh)
             if not produced:
                 raise ValueError("the training data produced no batch; use more data or a smaller "
                                  "global_batch_size.")
+
+
+def _counts(local: dict, processes: int) -> dict[str, int]:
+    """``GlobalBatches.counts`` of one local batch (host arrays: a sum, no device sync)."""
+    counts = {}
+    if "attention_mask" in local:
+        counts["real_tokens"] = int(np.count_nonzero(local["attention_mask"])) * processes
+    if "next_sentence_weight" in local:  # packed rows: one weight per instance slot, 0 = empty
+        counts["examples"] = int(np.count_nonzero(local["next_sentence_weight"])) * processes
+    return counts
 
 
 class Hook(Protocol):

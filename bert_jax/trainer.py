@@ -335,7 +335,7 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         return values
 
     metrics_hook = hooks_lib.MetricsHook(writer, throughput, cfg.log_every_steps, total,
-                                         seq_length=lambda: batches.seq_length)
+                                         seq_length=lambda: batches.seq_length, counts=lambda: batches.counts)
     ckpt_hook = hooks_lib.CheckpointHook(save, metrics_hook.verify, cfg.checkpoint.every_steps, latest)
     stop_hook = hooks_lib.StopHook(ckpt_hook, cfg.stop_check_every_steps or cfg.log_every_steps)
     eval_hook = hooks_lib.EvalHook(evaluate, cfg.eval_every_steps if job.evaluate else 0,

@@ -120,7 +120,8 @@ class MetricWriter:
                 self._tb.add_scalar(f"{prefix}/{k}", float(v), int(step))
             self._tb.flush()
         shown = ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()
-                          if k in ("loss", "mlm_accuracy", "nsp_accuracy", "seq_per_s", "mfu", "learning_rate")
+                          if k in ("loss", "mlm_accuracy", "nsp_accuracy", "seq_per_s", "examples_per_s",
+                                   "real_tokens_per_s", "mfu", "learning_rate")
                           # a fine-tuning evaluation's own metrics (accuracy, f1, exact_match, ...)
                           or (prefix != "train"  # MNLI's keys are "dev_matched/accuracy", ...
                               and not k.rsplit("/", 1)[-1].startswith(("baseline_", "skipped"))))
@@ -140,7 +141,9 @@ class MetricWriter:
 
 
 class Throughput:
-    """Step time, sequences/s, tokens/s and MFU over a logging interval.
+    """Step time, sequences/s, tokens/s and MFU over a logging interval; with the batches'
+    counts, also ``real_tokens_per_s`` (non-padding positions) and, for packed rows,
+    ``examples_per_s`` (instances; ``seq_per_s`` counts rows).
 
     ``flops_per_step`` is for rows of ``seq_length`` positions. When batches are shorter (length-
     bucketed fine-tuning), ``tick(seq_length)`` says so and ``flops_at(seq_length)`` gives that
@@ -156,6 +159,7 @@ class Throughput:
         self.flops, self.devices, self.peak = flops_per_step, num_devices, peak_flops_per_device
         self.flops_at = flops_at
         self._t0, self._steps, self._tokens, self._flops = time.perf_counter(), 0, 0, 0.0
+        self._counted: dict[str, int] = {}
         self._excluded = 0.0
         self._first: float | None = None
 
@@ -165,12 +169,17 @@ class Throughput:
         now = time.perf_counter()
         self._first = now - self._t0 - self._excluded
         self._t0, self._steps, self._tokens, self._flops, self._excluded = now, 0, 0, 0.0, 0.0
+        self._counted = {}
 
-    def tick(self, seq_length: int | None = None) -> None:
+    def tick(self, seq_length: int | None = None, counts: dict[str, int] | None = None) -> None:
+        """One step of rows of ``seq_length`` positions; ``counts`` (``GlobalBatches.counts``) adds
+        what the rows hold: ``real_tokens`` (non-padding) and ``examples`` (packed instances)."""
         seq = self.seq if seq_length is None else int(seq_length)
         self._steps += 1
         self._tokens += self.batch * seq
         self._flops += self.flops if seq == self.seq or self.flops_at is None else self.flops_at(seq)
+        for key, value in (counts or {}).items():
+            self._counted[key] = self._counted.get(key, 0) + int(value)
 
     def exclude(self, seconds: float) -> None:
         """Leave ``seconds`` of the current interval out of its rates (time spent evaluating)."""
@@ -181,13 +190,17 @@ class Throughput:
         so the device work of the interval is complete); ``{}`` when no step ran."""
         now = time.perf_counter()
         elapsed = max(now - self._t0 - self._excluded, 1e-12)
-        steps, tokens, flops = self._steps, self._tokens, self._flops
+        steps, tokens, flops, counted = self._steps, self._tokens, self._flops, self._counted
         self._t0, self._steps, self._tokens, self._flops, self._excluded = now, 0, 0, 0.0, 0.0
+        self._counted = {}
         first, self._first = ({} if self._first is None else {"first_step_s": self._first}), None
         if not steps:
             return first
         dt = elapsed / steps
         out = {**first, "step_time_s": dt, "seq_per_s": self.batch / dt, "tokens_per_s": tokens / elapsed}
+        # rows and positions computed, padding included, above; what they held here: the gain
+        # of packing or bucketing shows in these, not in those
+        out.update({f"{key}_per_s": value / elapsed for key, value in counted.items()})
         if self.peak:
             out["mfu"] = flops / elapsed / (self.devices * self.peak)
         return out

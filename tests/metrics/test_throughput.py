@@ -33,6 +33,19 @@ def test_excluded_seconds_are_left_out_of_the_rates(monkeypatch):
     assert t.read()["step_time_s"] == pytest.approx(1.0)  # the exclusion was for that interval only
 
 
+def test_what_the_rows_held_is_counted_beside_what_was_computed(monkeypatch):
+    """Packed rows: seq_per_s counts rows and tokens_per_s positions, padding included, so the
+    logs hid what packing gains; real tokens and instances are now rates of their own."""
+    clock = iter([0.0, 2.0])
+    monkeypatch.setattr(writer.time, "perf_counter", lambda: next(clock))
+    t = writer.Throughput(4, 128, 1000.0, 1, 100.0)
+    t.tick(None, {"real_tokens": 400, "examples": 10})
+    t.tick(None, {"real_tokens": 500, "examples": 11})
+    out = t.read()
+    assert out["seq_per_s"] == pytest.approx(4.0) and out["tokens_per_s"] == pytest.approx(512.0)
+    assert out["real_tokens_per_s"] == pytest.approx(450.0) and out["examples_per_s"] == pytest.approx(10.5)
+
+
 def test_the_first_step_is_reported_apart_not_as_a_slow_interval(monkeypatch):
     """A process's first step holds its compile (seconds where a step takes milliseconds): the
     first logged interval showed 17 seq/s of a model that runs 1,700."""

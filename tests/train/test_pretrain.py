@@ -431,6 +431,29 @@ def test_init_from_another_run_starts_at_step_zero_with_its_params(shards, tmp_p
     assert str(info.value).count("init_from=") == 1, str(info.value)
 
 
+def test_a_packed_run_logs_instances_and_real_tokens_per_second(shards, tmp_path):
+    """With packing the logged seq/s counts rows and tokens/s padded positions: a packed run
+    showed no gain in its own logs. Each row now also logs instances/s and real tokens/s."""
+    import itertools
+    import numpy as np
+    from bert_jax.tasks.pretraining import open_loader
+    run = str(tmp_path / "packed")
+    cfg = small(shards, "optim.total_steps=4", "data.packing=True", "checkpoint.every_steps=0")
+    launch.run_pretraining(cfg, run)
+    rows = [r for r in map(json.loads, open(os.path.join(run, "metrics.jsonl"))) if "train/seq_per_s" in r]
+    loader = open_loader(cfg.data.train_dir, cfg, seed=int(cfg.seed))  # the run's batches, in its order
+    batches = list(itertools.islice(loader, 4))
+    loader.close()
+    assert [r["step"] for r in rows] == [2, 3, 4]  # one step a row (log_every_steps=1); the first is apart
+    for r in rows:
+        batch = batches[r["step"] - 1]
+        per_row = r["train/examples_per_s"] / r["train/seq_per_s"]  # instances per packed row
+        real = r["train/real_tokens_per_s"] / r["train/tokens_per_s"]  # the non-padding share
+        assert per_row == pytest.approx(np.count_nonzero(batch["next_sentence_weight"]) / len(batch["input_ids"]))
+        assert real == pytest.approx(np.count_nonzero(batch["attention_mask"]) / batch["attention_mask"].size)
+        assert real < 1.0, r
+
+
 def test_convert_exports_any_training_step_to_hugging_face(shards, tmp_path):
     """`bert-jax convert --from bert-jax WORKDIR --step N --to-hf DIR`: transformers loads the
     step's weights with no missing or unexpected keys, and they are that step's parameters."""
