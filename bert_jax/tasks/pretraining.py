@@ -173,10 +173,12 @@ def open_loader(shard_dir: str, cfg, *, seed: int, shuffle_seed_offset: int = 0)
 
 def _check_manifest(shard_dir: str, manifest: dict, cfg) -> None:
     """The shards' length, predictions and vocabulary size against the run config."""
-    for field in ("max_seq_length", "max_predictions_per_seq"):
-        have, want = manifest.get(field), cfg.data[field]
-        _require(have == want, f"shards in {shard_dir} have {field}={have} but the config says {want}; "
-               f"set --config.data.{field}={have} or rebuild the shards with {want}.")
+    differ = [(field, manifest.get(field), cfg.data[field]) for field in ("max_seq_length", "max_predictions_per_seq")
+              if manifest.get(field) != cfg.data[field]]  # all at once: one rerun, not one per field
+    _require(not differ, f"shards in {shard_dir} have {' and '.join(f'{f}={h}' for f, h, _ in differ)} but the config "
+             f"says {' and '.join(str(w) for _, _, w in differ)}; set "
+             f"{' '.join(f'--config.data.{f}={h}' for f, h, _ in differ)} or rebuild the shards with "
+             f"{' and '.join(f'{f}={w}' for f, _, w in differ)}.")
     vocab = cfg.model.vocab_size
     _require(vocab == -1 or manifest.get("vocab_size") in (None, vocab) or vocab > manifest["vocab_size"],
            f"shards in {shard_dir} use a vocabulary of {manifest.get('vocab_size')} tokens but "

@@ -6,6 +6,7 @@ loss, refusals of bad input."""
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -275,6 +276,14 @@ def test_refuses_sequence_length_mismatch(shards, tmp_path):
     with pytest.raises(launch.ConfigError, match=r"max_seq_length=64 but the config says 128.*--config.data.max_seq_length=64"):
         launch.run_pretraining(small(shards, "data.max_seq_length=128"), str(tmp_path))
     assert not os.path.exists(tmp_path / "checkpoints")
+    # both fields differing are named at once (it took one rerun per field), and the flags given work
+    with pytest.raises(launch.ConfigError) as error:
+        launch.run_pretraining(small(shards, "data.max_seq_length=128", "data.max_predictions_per_seq=20"),
+                               str(tmp_path))
+    flags = re.findall(r"--config\.(data\.\w+=\d+)", str(error.value))
+    assert flags == ["data.max_seq_length=64", "data.max_predictions_per_seq=10"], str(error.value)
+    launch.run_pretraining(small(shards, "data.max_seq_length=128", "data.max_predictions_per_seq=20", *flags,
+                                 "optim.total_steps=2"), str(tmp_path))
 
 
 def test_refuses_mesh_that_does_not_fit(shards, tmp_path):
