@@ -128,6 +128,22 @@ def _bucket_path(output: str, index: int) -> str:
     return os.path.join(output, PARTIAL, f"bucket-{index:05d}.jsonl")
 
 
+def _remove_buckets(output: str, todo: list[int]) -> None:
+    """Remove this build's bucket files (a built shard removed its own; these are the rest, of a
+    build that stopped) and ``.partial`` once empty. Only this build's: machines building other
+    shard ranges into the same folder may still be writing theirs. A rerun partitions again."""
+    for i in todo:
+        for path in (_bucket_path(output, i), _bucket_path(output, i) + ".tmp"):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(os.path.join(output, PARTIAL))
+    except OSError:  # absent, or another machine's buckets are still there
+        pass
+
+
 def partition(opts: BuildOptions, output: str, todo: list[int], buffer_bytes: int = 16 << 20) -> dict[int, int]:
     """Streams all documents into bucket files for the shards in ``todo``; returns docs per shard.
 
@@ -503,28 +519,31 @@ def build(
     todo = _shards_to_build(output, lo, hi, opts.num_shards)
     if todo:
         logger.info("building %d shard(s) of %d (%d already built and verified)", len(todo), hi - lo, hi - lo - len(todo))
-        partition(opts, output, todo)
-        _check_unchanged(fingerprint)
-        start, done = time.perf_counter(), 0
-        bar = progress_bar(total=len(todo), desc="build", unit="shard")
-        if workers <= 1:
-            results = (build_shard(opts, output, i, backend, info) for i in todo)
-        else:
-            # spawn: safe even if the caller has started threads (e.g. imported JAX).
-            ctx = multiprocessing.get_context("spawn")
-            pool = ctx.Pool(workers, initializer=_init_worker)
-            results = pool.imap_unordered(_worker, [(opts, output, i) for i in todo])
         try:
-            for sidecar in results:
-                done += sidecar["num_examples"]
-                bar.update(1)
-                bar.set_postfix(instances=done, inst_per_s=f"{done / (time.perf_counter() - start):.0f}")
-        finally:
-            bar.close()
-            if workers > 1:
-                pool.terminate()
-                pool.join()
-                _remove_temporary_files(output, todo, opts.num_shards)  # of workers stopped mid-write
+            partition(opts, output, todo)
+            _check_unchanged(fingerprint)
+            start, done = time.perf_counter(), 0
+            bar = progress_bar(total=len(todo), desc="build", unit="shard")
+            if workers <= 1:
+                results = (build_shard(opts, output, i, backend, info) for i in todo)
+            else:
+                # spawn: safe even if the caller has started threads (e.g. imported JAX).
+                ctx = multiprocessing.get_context("spawn")
+                pool = ctx.Pool(workers, initializer=_init_worker)
+                results = pool.imap_unordered(_worker, [(opts, output, i) for i in todo])
+            try:
+                for sidecar in results:
+                    done += sidecar["num_examples"]
+                    bar.update(1)
+                    bar.set_postfix(instances=done, inst_per_s=f"{done / (time.perf_counter() - start):.0f}")
+            finally:
+                bar.close()
+                if workers > 1:
+                    pool.terminate()
+                    pool.join()
+                    _remove_temporary_files(output, todo, opts.num_shards)  # of workers stopped mid-write
+        finally:  # an interrupted or failed build leaves no corpus-sized scratch copy behind
+            _remove_buckets(output, todo)
     sidecars = [shards.completed_shard(output, i, opts.num_shards) for i in range(opts.num_shards)]
     missing = [i for i, s in enumerate(sidecars) if s is None]
     if missing:

@@ -328,6 +328,8 @@ def test_ctrl_c_with_workers_prints_one_message_and_no_worker_tracebacks(tmp_pat
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
     assert err.count("interrupted; the shards finished so far are kept") == 1
     assert not [n for n in os.listdir(out) if ".tmp" in n] and not (out / "manifest.json").exists()
+    # nor the partition's scratch copy of the corpus (it was left, as large as the inputs)
+    assert not (out / build.PARTIAL).exists(), os.listdir(out / build.PARTIAL)
 
 
 # 4 -------------------------------------------------------------------------------------------
