@@ -55,6 +55,30 @@ def test_a_latin1_file_is_refused_at_its_line_and_the_advice_reencodes_it(name, 
         assert word in flat
 
 
+def test_one_bad_line_in_a_utf8_file_gets_advice_that_keeps_the_rest(tmp_path):
+    """The corpus file, UTF-8 but for one line saved as Latin-1: the advice to re-encode the whole
+    file from Latin-1 turned every right accent into mojibake ("franÃ§aise"). It now says the rest
+    is UTF-8, and its command drops only the bad bytes."""
+    source, base, read, word = CASES["corpus"]
+    with open(source, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    bad = next(i for i, line in enumerate(lines) if "ç" in line and word not in line)  # "François Pinard's"
+    data = "\n".join(lines).encode("utf-8").split(b"\n")
+    data[bad] = lines[bad].encode("latin-1", errors="replace")
+    path = tmp_path / base
+    path.write_bytes(b"\n".join(data))
+    with pytest.raises(ValueError) as error:
+        read(str(path))
+    message = str(error.value)
+    assert message.startswith(f"{path}:{bad + 1}: invalid UTF-8") and "so re-encoding it all would garble" in message
+    command = re.search(r"`(iconv [^`]*)`", message).group(1)
+    subprocess.run(command, shell=True, cwd=ROOT, check=True)
+    fixed = path.read_text(encoding="utf-8").split("\n")
+    assert [line for i, line in enumerate(fixed) if i != bad] == [line for i, line in enumerate(lines) if i != bad]
+    assert fixed[bad] == lines[bad].replace("ç", "")  # only its bad bytes went
+    assert word in repr(read(str(path)))
+
+
 def test_a_byte_order_mark_is_not_part_of_the_first_field(tmp_path):
     """Windows editors save UTF-8 with a byte-order mark; the header must still be read as one."""
     shutil.copy(os.path.join(TASKS, "glue_nextsent", "train.tsv"), tmp_path / "train.tsv")
