@@ -18,7 +18,7 @@ import sys
 import warnings
 
 NOISY = ("absl", "orbax", "jax._src.xla_bridge", "jax._src.distributed", "jax", "tensorstore",
-         "etils", "fsspec", "datasets", "urllib3", "matplotlib", "PIL")
+         "etils", "fsspec", "datasets", "huggingface_hub", "urllib3", "matplotlib", "PIL")
 
 
 class _OncePerMessage(logging.Filter):
@@ -114,6 +114,12 @@ def setup(verbose: bool = False, quiet: bool = False) -> None:
     logging.getLogger("data_pipeline").setLevel(logging.DEBUG if verbose else (logging.ERROR if quiet else logging.INFO))
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
+    if not verbose:
+        # These libraries set their loggers' level (and add a handler) when first imported, which
+        # may be after this: their own settings keep them at ERROR then (the Hub client's network
+        # retries printed each warning twice during an `hf:` input's failed download).
+        for variable in ("HF_HUB_VERBOSITY", "DATASETS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
+            os.environ.setdefault(variable, "error")
     if not verbose:
         warnings.filterwarnings("ignore", module=r"(orbax|jax|absl|tensorstore|flax)(\..*)?")
         # bert_jax's own warnings (for Python callers) are logged too: one line here, not two

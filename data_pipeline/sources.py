@@ -236,6 +236,7 @@ def fingerprint_inputs(files: list[str]) -> list[dict]:
     for spec in files:
         if spec.startswith("hf:"):
             local = spec[3:]
+            _check_dataset_spec(local)
             if not os.path.isdir(local):
                 out.append({"path": spec, "note": "hub dataset: recorded by name only"})
                 continue
@@ -337,17 +338,40 @@ def _block_sentences(block: list[str], input_format: str) -> list[str]:
     return split_sentences(" ".join(block))
 
 
+def _saved_dataset(path: str) -> bool:
+    return os.path.isdir(path) and any(os.path.exists(os.path.join(path, n)) for n in ("state.json", "dataset_dict.json"))
+
+
+def _check_dataset_spec(name: str) -> None:
+    """Refuse, before anything is read or written, an ``hf:`` input that names a local path (it
+    exists, or is written as one: ``/``, ``./``, ``../``, ``~``) holding no saved dataset: it was
+    sent to the Hub as a dataset name, which retried the network and ended in a traceback."""
+    looks_local = name.startswith(("/", "./", "../", "~")) or os.path.exists(name)
+    if looks_local and not _saved_dataset(name):
+        what = "does not exist" if not os.path.exists(name) else "holds no dataset saved with save_to_disk " \
+                                                                  "(no state.json or dataset_dict.json)"
+        raise InputError(f"--input hf:{name}: {name} {what}; pass the folder `Dataset.save_to_disk` wrote, or a "
+                         "Hugging Face Hub dataset name (e.g. hf:wikitext) on a machine with network.")
+
+
 def _read_dataset(spec: str, text_column: str, split: str) -> Iterator[tuple[str, list[str]]]:
     """Yields documents from a ``datasets`` dataset: ``hf:NAME`` or ``hf:PATH`` (``save_to_disk``)."""
     import datasets  # imported here: slow, and only needed for this input kind
 
     name = spec[3:]
+    _check_dataset_spec(name)
     if os.path.isdir(name) and os.path.exists(os.path.join(name, "state.json")):
         ds = datasets.load_from_disk(name)
     elif os.path.isdir(name) and os.path.exists(os.path.join(name, "dataset_dict.json")):
         ds = datasets.load_from_disk(name)[split]
     else:
-        ds = datasets.load_dataset(name, split=split)
+        try:
+            ds = datasets.load_dataset(name, split=split)
+        except (ConnectionError, OSError, ValueError) as e:  # offline, no such dataset or split
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"--input hf:{name}: the Hugging Face Hub dataset could not be loaded ({first}). Check "
+                             "the name and the network, or pass a local folder saved with save_to_disk "
+                             f"as hf:/path/to/it.") from None
     if text_column not in ds.column_names:
         raise InputError(
             f"dataset {name!r} has no column {text_column!r} (columns: {ds.column_names}); "

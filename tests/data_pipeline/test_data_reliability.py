@@ -567,3 +567,17 @@ def test_a_cased_vocabulary_is_built_cased_without_a_flag_and_inspect_output_may
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_an_hf_input_naming_a_local_path_without_a_dataset_is_refused_before_anything_is_written(tmp_path, vocab_file):
+    """`--input hf:<mistyped folder>` went to the Hub as a dataset name: ~25 s of network retries
+    (each warning printed twice), a ConnectionError traceback, and build_options.json and
+    vocab.txt left in --output. A path that does not exist, or holds no saved dataset, is now
+    refused at once, naming it, with nothing written."""
+    (tmp_path / "notes").mkdir()
+    for spec, says in ((f"hf:{tmp_path / 'missing_ds'}", "does not exist"),
+                       (f"hf:{tmp_path / 'notes'}", "holds no dataset saved with save_to_disk")):
+        out = tmp_path / "out"
+        done = _cli_build("--input", spec, "--vocab", vocab_file, "--output", str(out))
+        assert done.returncode != 0 and f"--input {spec}: " in done.stderr and says in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and not out.exists()
