@@ -193,8 +193,21 @@ def partition(opts: BuildOptions, output: str, todo: list[int], buffer_bytes: in
     return counts
 
 
-def tokenize_bucket(path: str, backend, max_tokens: int, info: masking.VocabInfo) -> tuple[instances.TokenizedDocuments, dict]:
-    """Reads a bucket and tokenizes it into flat arrays; returns the arrays and warning counts."""
+def _sentence_location(source: str, index: int, line_per_sentence: bool) -> str:
+    """``file:line`` of sentence ``index`` of the document at ``source`` (``file:first line``)."""
+    path, _, line = source.rpartition(":")
+    if line_per_sentence and path and line.isdigit() and not source.startswith("hf:"):
+        return f"{path}:{int(line) + index}"
+    return source
+
+
+def tokenize_bucket(path: str, backend, max_tokens: int, info: masking.VocabInfo,
+                    line_per_sentence: bool = False) -> tuple[instances.TokenizedDocuments, dict]:
+    """Reads a bucket and tokenizes it into flat arrays; returns the arrays and warning counts.
+
+    ``line_per_sentence`` (``--input-format bert``): sentence ``i`` of a text file's document
+    that starts at ``file:line`` is on line ``line + i``, which a long sentence's location names
+    (else the document's first line)."""
     doc_index, doc_source, sentences, per_doc = [], [], [], []
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -220,8 +233,10 @@ def tokenize_bucket(path: str, backend, max_tokens: int, info: masking.VocabInfo
     # Locations go to the sidecar (and the manifest); the build warns once per kind at the end.
     stats["single_sentence_document_locations"] = [doc_source[d] for d in
                                                     np.flatnonzero(doc_sents == 1)[:_LOCATION_LIMIT]]
-    stats["long_sentence_locations"] = [doc_source[d] for d in
-                                        np.unique(sent_doc[lengths > max_tokens])[:_LOCATION_LIMIT]]
+    position = np.concatenate([np.arange(n) for n in per_doc] or [np.zeros(0, np.int64)])[keep]
+    stats["long_sentence_locations"] = [_sentence_location(doc_source[d], int(i), line_per_sentence) for d, i in
+                                        zip(sent_doc[lengths > max_tokens][:_LOCATION_LIMIT],
+                                            position[lengths > max_tokens][:_LOCATION_LIMIT])]
     present = doc_sents > 0
     docs = instances.TokenizedDocuments(
         tokens=ids,
@@ -237,7 +252,8 @@ def build_shard(opts: BuildOptions, output: str, index: int, backend=None, info=
     if backend is None:
         backend, vocab, _ = load_tokenizer(opts.vocab_file, opts.do_lower_case)
         info = masking.VocabInfo.from_vocab(vocab, opts.vocab_file)
-    docs, stats = tokenize_bucket(_bucket_path(output, index), backend, opts.max_seq_length - 3, info)
+    docs, stats = tokenize_bucket(_bucket_path(output, index), backend, opts.max_seq_length - 3, info,
+                                  line_per_sentence=opts.input_format == "bert")
     try:
         pairs = instances.create_pairs(
             docs,
@@ -574,8 +590,8 @@ def _merge_warnings(per_shard: list[dict]) -> dict:
 def _summarise_warnings(warnings: dict, max_tokens: int, manifest_path: str) -> None:
     """One warning line per kind of data problem, with its count and the first locations."""
     kinds = (("long_sentences", "long_sentence_locations",
-              f"sentence(s) longer than max_seq_length - 3 = {max_tokens} tokens are truncated "
-              "(split long lines into sentences, e.g. --input-format paragraphs)"),
+              f"sentence(s) longer than max_seq_length - 3 = {max_tokens} tokens keep only their first "
+              f"{max_tokens} (a line that holds several sentences is better split, one sentence a line)"),
              ("single_sentence_documents", "single_sentence_document_locations",
               "document(s) of one sentence cannot form a sentence pair and are used only as random-next sources"))
     for count_key, where_key, text in kinds:

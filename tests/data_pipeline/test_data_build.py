@@ -127,18 +127,22 @@ def test_one_sentence_documents_and_long_lines_warn_and_build(tmp_path, vocab_fi
     docs = read_documents(str(CORPUS_DIR / "tutorial.txt"), 40)
     lone = [docs[0][0]]
     long_line = [" ".join(s for d in docs[1:6] for s in d)]  # a "sentence" far longer than 64 tokens
-    corpus = write_corpus(tmp_path / "c.txt", [lone] + docs[6:] + [long_line + docs[1]])
+    corpus = write_corpus(tmp_path / "c.txt", [lone] + docs[6:] + [docs[1][:1] + long_line + docs[1][1:]])
+    long_at = open(corpus, encoding="utf-8").read().split("\n").index(long_line[0]) + 1  # its own line
     with caplog.at_level(logging.WARNING):
         manifest = build.build(make_options([corpus], vocab_file, num_shards=1), str(tmp_path / "out"))
     # One warning line per kind of problem, with the count and the first locations.
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     lone_lines = [w for w in warnings if "document(s) of one sentence" in w]
-    long_lines = [w for w in warnings if "longer than max_seq_length - 3 = 61 tokens are truncated" in w]
+    long_lines = [w for w in warnings if "longer than max_seq_length - 3 = 61 tokens keep only their first 61" in w]
     assert len(lone_lines) == 1 and lone_lines[0].startswith("1 document(s)") and "c.txt:1" in lone_lines[0]
     assert len(long_lines) == 1 and "manifest.json" in long_lines[0]
     shard = manifest["shards"][0]["warnings"]
     assert shard["single_sentence_documents"] == 1 and shard["single_sentence_document_locations"][0].endswith("c.txt:1")
-    assert shard["long_sentences"] >= 1 and len(shard["long_sentence_locations"]) >= 1
+    # the long sentence's own line (it was its document's first line, one above)
+    assert shard["long_sentences"] >= 1 and f"c.txt:{long_at}" in " ".join(shard["long_sentence_locations"]), \
+        (long_at, shard["long_sentence_locations"])
+    assert not any(loc.endswith(f"c.txt:{long_at - 1}") for loc in shard["long_sentence_locations"])
     assert manifest["warnings"]["long_sentences"] == shard["long_sentences"]
     for ex in data_pipeline.load_examples(str(tmp_path / "out")):
         assert ex["source_document"] != 0  # the lone sentence never forms an A segment
