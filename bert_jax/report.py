@@ -1,4 +1,5 @@
-"""Run reports: ``bert-jax report WORKDIR`` -> ``WORKDIR/report.html`` and ``WORKDIR/report/*.png``.
+"""Run reports: ``bert-jax report WORKDIR`` -> ``WORKDIR/report.html`` and ``WORKDIR/report/*.png``
+(``--output DIR/NAME.html``: the PNGs in ``DIR/NAME/``).
 
 Reads what a run directory already holds -- ``metrics.jsonl``, ``config.json``,
 ``eval/*_results.json``, ``eval/summary.json`` and ``seed_<s>/`` sub-runs of a
@@ -44,7 +45,6 @@ _CURVE_KEYS = {k for _, _, panels in CURVES for panel in panels for k in panel}
 # Pretraining summary facts shown from a shard manifest (the rest is in the raw file).
 MANIFEST_FIELDS = ("num_examples", "num_documents", "num_shards", "max_seq_length", "max_predictions_per_seq",
                    "vocab_size", "masked_lm_prob", "masking", "whole_word_masking", "seed", "vocab_hash")
-PLOT_DIR = "report"
 GENERATOR = "bert-jax report"
 
 _CSS = """
@@ -213,6 +213,14 @@ def _page_is_ours(path: str) -> bool:
     with open(path, "rb") as f:
         head = f.read(1 << 12)
     return _PAGE_MARK in head or (head.startswith(_LEGACY_PAGE) and b" report: " in head[:400])
+
+
+def plot_dir_of(output: str) -> str:
+    """Where the PNGs of the report ``output`` go: a folder named after it (``report.html`` ->
+    ``report/``), so two reports written into one folder keep their own plots (one shared
+    ``report/`` had the second replace the first's, unsaid)."""
+    stem, ext = os.path.splitext(output)
+    return stem if ext else f"{output}_files"
 
 
 def _check_output(output: str, plot_dir: str, overwrite: bool) -> None:
@@ -412,7 +420,8 @@ def write_report(workdir: str, output: str | None = None, overwrite: bool = Fals
 
     Args:
       workdir: a run directory (``--workdir`` of ``bert-jax pretrain | finetune``).
-      output: the HTML file (default ``workdir/report.html``); the PNGs go to ``report/`` beside it.
+      output: the HTML file (default ``workdir/report.html``); the PNGs go to the folder of its name
+        beside it (``plot_dir_of``: ``report/`` for ``report.html``).
         Files there that bert-jax did not write are not replaced unless ``overwrite``.
     Raises:
       ReportError: ``workdir`` holds no run; ``output`` is a directory or would replace a user's file.
@@ -431,7 +440,7 @@ def write_report(workdir: str, output: str | None = None, overwrite: bool = Fals
                           "pass a run directory (the --workdir of bert-jax pretrain or finetune).")
     given = output is not None
     output = os.path.abspath(output or os.path.join(workdir, "report.html"))
-    plot_dir = os.path.join(os.path.dirname(output), PLOT_DIR)
+    plot_dir = plot_dir_of(output)
     if given:  # the run's own report.html and report/ are always rewritten
         _check_output(output, plot_dir, overwrite)
     try:
@@ -515,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bert-jax report",
         description="Write WORKDIR/report.html (self-contained: plots embedded) and the plots as "
-                    "PNGs under report/ beside it, for a pretraining or fine-tuning run, finished or still going.")
+                    "PNGs in a folder of its name beside it (report/ for report.html), for a pretraining or fine-tuning run, "
+                    "finished or still going.")
     parser.add_argument("workdir", help="run directory (the --workdir of bert-jax pretrain or finetune)")
     parser.add_argument("--output", default=None, help="HTML file to write (default: WORKDIR/report.html)")
     parser.add_argument("--overwrite", action="store_true",
