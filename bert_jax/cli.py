@@ -35,6 +35,17 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _stdout_reader_gone() -> bool:
+    """stdout is a pipe whose reading end is closed (poll reports an error on the writing end)."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no such file descriptor (a captured stdout)
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "--verbose" in argv[:1] or "-v" in argv[:1]
@@ -69,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # The reader of stdout went away (`bert-jax data inspect W | head`): what it read is what it
-        # wanted. Point stdout at nothing, so the interpreter's own flush at exit does not fail too.
+        # wanted. Another pipe (a worker's, a socket) is a real error, raised as usual.
+        if not _stdout_reader_gone():
+            raise
+        # Point stdout at nothing, so the interpreter's own flush at exit does not fail too.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # as a shell reports a process ended by SIGPIPE

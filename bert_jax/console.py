@@ -17,6 +17,7 @@ import os
 import sys
 import warnings
 
+_SET_BY_US: set[str] = set()  # environment variables setup() set (and --verbose may remove)
 NOISY = ("absl", "orbax", "jax._src.xla_bridge", "jax._src.distributed", "jax", "tensorstore",
          "etils", "fsspec", "datasets", "huggingface_hub", "urllib3", "matplotlib", "PIL")
 
@@ -114,12 +115,17 @@ def setup(verbose: bool = False, quiet: bool = False) -> None:
     logging.getLogger("data_pipeline").setLevel(logging.DEBUG if verbose else (logging.ERROR if quiet else logging.INFO))
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
-    if not verbose:
-        # These libraries set their loggers' level (and add a handler) when first imported, which
-        # may be after this: their own settings keep them at ERROR then (the Hub client's network
-        # retries printed each warning twice during an `hf:` input's failed download).
-        for variable in ("HF_HUB_VERBOSITY", "DATASETS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
-            os.environ.setdefault(variable, "error")
+    # These libraries set their loggers' level (and add a handler) when first imported, which may
+    # be after this: their own settings keep them at ERROR then (the Hub client's network retries
+    # printed each warning twice during an `hf:` input's failed download). A value the user set
+    # stays; ours goes again with --verbose.
+    for variable in ("HF_HUB_VERBOSITY", "DATASETS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
+        if not verbose and variable not in os.environ:
+            os.environ[variable] = "error"
+            _SET_BY_US.add(variable)
+        elif verbose and variable in _SET_BY_US:
+            del os.environ[variable]
+            _SET_BY_US.discard(variable)
     if not verbose:
         warnings.filterwarnings("ignore", module=r"(orbax|jax|absl|tensorstore|flax)(\..*)?")
         # bert_jax's own warnings (for Python callers) are logged too: one line here, not two

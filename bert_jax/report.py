@@ -1,5 +1,5 @@
 """Run reports: ``bert-jax report WORKDIR`` -> ``WORKDIR/report.html`` and ``WORKDIR/report/*.png``
-(``--output DIR/NAME.html``: the PNGs in ``DIR/NAME/``).
+(``--output DIR/NAME.html``: the PNGs in ``DIR/NAME_files/``).
 
 Reads what a run directory already holds -- ``metrics.jsonl``, ``config.json``,
 ``eval/*_results.json``, ``eval/summary.json`` and ``seed_<s>/`` sub-runs of a
@@ -39,7 +39,8 @@ CURVES = [
       ["train/accuracy"]]),
     ("learning_rate", "Learning rate", [["train/learning_rate"]]),
     ("grad_norm", "Gradient and parameter norm", [["train/grad_norm"], ["train/param_norm"]]),
-    ("throughput", "Throughput: sequences/s and MFU", [["train/seq_per_s"], ["train/mfu"]]),
+    ("throughput", "Throughput: sequences/s (and packed instances/s), real tokens/s and MFU",
+     [["train/seq_per_s", "train/examples_per_s"], ["train/real_tokens_per_s"], ["train/mfu"]]),
 ]
 _CURVE_KEYS = {k for _, _, panels in CURVES for panel in panels for k in panel}
 # Pretraining summary facts shown from a shard manifest (the rest is in the raw file).
@@ -216,11 +217,13 @@ def _page_is_ours(path: str) -> bool:
 
 
 def plot_dir_of(output: str) -> str:
-    """Where the PNGs of the report ``output`` go: a folder named after it (``report.html`` ->
-    ``report/``), so two reports written into one folder keep their own plots (one shared
-    ``report/`` had the second replace the first's, unsaid)."""
+    """Where the PNGs of the report ``output`` go: ``NAME_files/`` beside ``NAME.html`` (``report/``
+    beside ``report.html``, as always), so two reports written into one folder keep their own plots
+    (one shared ``report/`` had the second replace the first's, unsaid)."""
     stem, ext = os.path.splitext(output)
-    return stem if ext else f"{output}_files"
+    if os.path.basename(output) == "report.html":
+        return stem
+    return f"{stem if ext else output}_files"  # not NAME/: `--output runs/tiny.html` put them into the run
 
 
 def _check_output(output: str, plot_dir: str, overwrite: bool) -> None:
@@ -421,7 +424,7 @@ def write_report(workdir: str, output: str | None = None, overwrite: bool = Fals
     Args:
       workdir: a run directory (``--workdir`` of ``bert-jax pretrain | finetune``).
       output: the HTML file (default ``workdir/report.html``); the PNGs go to the folder of its name
-        beside it (``plot_dir_of``: ``report/`` for ``report.html``).
+        beside it (``plot_dir_of``: ``NAME_files/``, ``report/`` for ``report.html``).
         Files there that bert-jax did not write are not replaced unless ``overwrite``.
     Raises:
       ReportError: ``workdir`` holds no run; ``output`` is a directory or would replace a user's file.
@@ -524,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bert-jax report",
         description="Write WORKDIR/report.html (self-contained: plots embedded) and the plots as "
-                    "PNGs in a folder of its name beside it (report/ for report.html), for a pretraining or fine-tuning run, "
+                    "PNGs in NAME_files/ beside NAME.html (report/ for report.html), for a pretraining or fine-tuning run, "
                     "finished or still going.")
     parser.add_argument("workdir", help="run directory (the --workdir of bert-jax pretrain or finetune)")
     parser.add_argument("--output", default=None, help="HTML file to write (default: WORKDIR/report.html)")

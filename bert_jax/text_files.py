@@ -24,30 +24,31 @@ def reencode_advice(path: str, what: str = "file") -> str:
 
 
 def _invalid(path: str, line: int, byte: int, column: int, what: str) -> ValueError:
-    mixed = _utf8_lines_beside(path)
-    if mixed:  # re-encoding the whole file from Latin-1 would garble every line that is right
+    right, wrong = _non_ascii_lines(path)
+    if right > wrong:  # mostly UTF-8: re-encoding the whole file from Latin-1 would garble every right line
         name, tmp = shlex.quote(path), shlex.quote(f"{path}.tmp")
-        advice = (f"The rest of the {what} is UTF-8 ({mixed} other line(s) with accents or other non-ASCII "
-                  "characters read as UTF-8), so re-encoding it all would garble those: fix the line by hand, or "
-                  f"drop the bytes that are not UTF-8 with `iconv -f utf-8 -t utf-8 -c {name} > {tmp} && "
+        advice = (f"The rest of the {what} is UTF-8 ({right} line(s) with accents or other non-ASCII characters "
+                  f"read as UTF-8, {wrong} do not), so re-encoding it all would garble those: fix the line(s) by "
+                  f"hand, or drop the bytes that are not UTF-8 with `iconv -f utf-8 -t utf-8 -c {name} > {tmp} && "
                   f"mv {tmp} {name}`.")
     else:
         advice = reencode_advice(path, what)
     return ValueError(f"{path}:{line}: invalid UTF-8 (byte {byte:#04x} at column {column}). {advice}")
 
 
-def _utf8_lines_beside(path: str) -> int:
-    """Lines of ``path`` with non-ASCII characters that are valid UTF-8 (read on the error path only)."""
-    count = 0
+def _non_ascii_lines(path: str) -> tuple[int, int]:
+    """``(lines that are valid UTF-8, lines that are not)`` among the lines of ``path`` with
+    non-ASCII bytes (any line ending; read on the error path only)."""
+    right = wrong = 0
     with open(path, "rb") as handle:
-        for raw in handle:
+        for raw in handle.read().splitlines():
             if not raw.isascii():
                 try:
                     raw.decode("utf-8")
+                    right += 1
                 except UnicodeDecodeError:
-                    continue
-                count += 1
-    return count
+                    wrong += 1
+    return right, wrong
 
 
 def read_text_lines(path: str, what: str = "file") -> Iterator[tuple[int, str]]:

@@ -286,7 +286,7 @@ class GlobalBatches:
 def _counts(local: dict, processes: int) -> dict[str, int]:
     """``GlobalBatches.counts`` of one local batch (host arrays: a sum, no device sync)."""
     counts = {}
-    if "attention_mask" in local:
+    if "attention_mask" in local and local["attention_mask"].ndim == 2:  # [batch, seq]: rows as Throughput
         counts["real_tokens"] = int(np.count_nonzero(local["attention_mask"])) * processes
     if "next_sentence_weight" in local:  # packed rows: one weight per instance slot, 0 = empty
         counts["examples"] = int(np.count_nonzero(local["next_sentence_weight"])) * processes

@@ -151,9 +151,11 @@ def partition(opts: BuildOptions, output: str, todo: list[int], buffer_bytes: in
     ``buffer_bytes``: memory stays bounded and only one file is open at a
     time, however many shards there are.
     """
-    os.makedirs(os.path.join(output, PARTIAL), exist_ok=True)
     wanted = set(todo)
     for i in todo:
+        # (again for each: a machine building other shards into this folder removes .partial once
+        # it is empty, which it is until this machine's first bucket exists)
+        os.makedirs(os.path.join(output, PARTIAL), exist_ok=True)
         open(_bucket_path(output, i) + ".tmp", "w").close()
     buffers: dict[int, list[str]] = {i: [] for i in todo}
     counts = {i: 0 for i in todo}
@@ -196,7 +198,7 @@ def partition(opts: BuildOptions, output: str, todo: list[int], buffer_bytes: in
 def _sentence_location(source: str, index: int, line_per_sentence: bool) -> str:
     """``file:line`` of sentence ``index`` of the document at ``source`` (``file:first line``)."""
     path, _, line = source.rpartition(":")
-    if line_per_sentence and path and line.isdigit() and not source.startswith("hf:"):
+    if line_per_sentence and line.isdigit() and os.path.isfile(path):  # a text file's (a dataset row's is name:row)
         return f"{path}:{int(line) + index}"
     return source
 
@@ -234,9 +236,10 @@ def tokenize_bucket(path: str, backend, max_tokens: int, info: masking.VocabInfo
     stats["single_sentence_document_locations"] = [doc_source[d] for d in
                                                     np.flatnonzero(doc_sents == 1)[:_LOCATION_LIMIT]]
     position = np.concatenate([np.arange(n) for n in per_doc] or [np.zeros(0, np.int64)])[keep]
-    stats["long_sentence_locations"] = [_sentence_location(doc_source[d], int(i), line_per_sentence) for d, i in
-                                        zip(sent_doc[lengths > max_tokens][:_LOCATION_LIMIT],
-                                            position[lengths > max_tokens][:_LOCATION_LIMIT])]
+    long = lengths > max_tokens
+    stats["long_sentence_locations"] = list(dict.fromkeys(  # once each (a document's, in other formats)
+        _sentence_location(doc_source[d], int(i), line_per_sentence) for d, i in zip(sent_doc[long], position[long])
+    ))[:_LOCATION_LIMIT]
     present = doc_sents > 0
     docs = instances.TokenizedDocuments(
         tokens=ids,
@@ -590,8 +593,9 @@ def _merge_warnings(per_shard: list[dict]) -> dict:
 def _summarise_warnings(warnings: dict, max_tokens: int, manifest_path: str) -> None:
     """One warning line per kind of data problem, with its count and the first locations."""
     kinds = (("long_sentences", "long_sentence_locations",
-              f"sentence(s) longer than max_seq_length - 3 = {max_tokens} tokens keep only their first "
-              f"{max_tokens} (a line that holds several sentences is better split, one sentence a line)"),
+              f"sentence(s) longer than max_seq_length - 3 = {max_tokens} tokens are truncated (as original "
+              "BERT: a random window, sharing the length with the paired segment; a line that holds several "
+              "sentences is better split, one sentence a line)"),
              ("single_sentence_documents", "single_sentence_document_locations",
               "document(s) of one sentence cannot form a sentence pair and are used only as random-next sources"))
     for count_key, where_key, text in kinds:

@@ -235,7 +235,7 @@ def fingerprint_inputs(files: list[str]) -> list[dict]:
     out = []
     for spec in files:
         if spec.startswith("hf:"):
-            local = spec[3:]
+            local = os.path.expanduser(spec[3:]) if spec[3:].startswith("~") else spec[3:]
             _check_dataset_spec(local)
             if not os.path.isdir(local):
                 out.append({"path": spec, "note": "hub dataset: recorded by name only"})
@@ -343,22 +343,21 @@ def _saved_dataset(path: str) -> bool:
 
 
 def _check_dataset_spec(name: str) -> None:
-    """Refuse, before anything is read or written, an ``hf:`` input that names a local path (it
-    exists, or is written as one: ``/``, ``./``, ``../``, ``~``) holding no saved dataset: it was
-    sent to the Hub as a dataset name, which retried the network and ended in a traceback."""
-    looks_local = name.startswith(("/", "./", "../", "~")) or os.path.exists(name)
-    if looks_local and not _saved_dataset(name):
-        what = "does not exist" if not os.path.exists(name) else "holds no dataset saved with save_to_disk " \
-                                                                  "(no state.json or dataset_dict.json)"
-        raise InputError(f"--input hf:{name}: {name} {what}; pass the folder `Dataset.save_to_disk` wrote, or a "
-                         "Hugging Face Hub dataset name (e.g. hf:wikitext) on a machine with network.")
+    """Refuse, before anything is read or written, an ``hf:`` input written as a local path (``/``,
+    ``./``, ``../``, ``~``) that does not exist: it was sent to the Hub as a dataset name, which
+    retried the network and ended in a traceback. (An existing folder is passed on: a saved
+    dataset, or data files ``datasets.load_dataset`` reads.)"""
+    if name.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(name)):
+        raise InputError(f"--input hf:{name}: {name} does not exist; pass the folder `Dataset.save_to_disk` wrote "
+                         "(or a folder of data files), or a Hugging Face Hub dataset name (e.g. hf:wikitext) on a "
+                         "machine with network.")
 
 
 def _read_dataset(spec: str, text_column: str, split: str) -> Iterator[tuple[str, list[str]]]:
     """Yields documents from a ``datasets`` dataset: ``hf:NAME`` or ``hf:PATH`` (``save_to_disk``)."""
     import datasets  # imported here: slow, and only needed for this input kind
 
-    name = spec[3:]
+    name = os.path.expanduser(spec[3:]) if spec[3:].startswith("~") else spec[3:]
     _check_dataset_spec(name)
     if os.path.isdir(name) and os.path.exists(os.path.join(name, "state.json")):
         ds = datasets.load_from_disk(name)
@@ -369,9 +368,9 @@ def _read_dataset(spec: str, text_column: str, split: str) -> Iterator[tuple[str
             ds = datasets.load_dataset(name, split=split)
         except (ConnectionError, OSError, ValueError) as e:  # offline, no such dataset or split
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(f"--input hf:{name}: the Hugging Face Hub dataset could not be loaded ({first}). Check "
-                             "the name and the network, or pass a local folder saved with save_to_disk "
-                             f"as hf:/path/to/it.") from None
+            raise InputError(f"--input hf:{name}: the dataset could not be loaded ({first}). Check the name, "
+                             f"--dataset-split (now {split!r}) and the network, or pass a local folder saved "
+                             "with save_to_disk as hf:/path/to/it.") from None
     if text_column not in ds.column_names:
         raise InputError(
             f"dataset {name!r} has no column {text_column!r} (columns: {ds.column_names}); "

@@ -25,7 +25,8 @@ def load_tokenizer(vocab_file: str, do_lower_case: bool):
 
     if not os.path.exists(vocab_file):
         raise VocabError(f"vocabulary {vocab_file!r} does not exist; pass --vocab path/to/vocab.txt")
-    tok = BertTokenizerFast.from_pretrained(vocab_file) if os.path.isdir(vocab_file) else (
+    # A tokenizer folder's own casing is overridden too: the build records and uses one setting.
+    tok = BertTokenizerFast.from_pretrained(vocab_file, do_lower_case=do_lower_case) if os.path.isdir(vocab_file) else (
         BertTokenizerFast(vocab_file, do_lower_case=do_lower_case)
     )
     vocab = dict(tok.vocab)

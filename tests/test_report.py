@@ -219,15 +219,16 @@ def test_command_line(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == str(out)
     page = out.read_text()
     assert "seed 1: train/loss" in page and "seed 2: eval/accuracy" in page and "<td>dev</td>" in page
-    assert (tmp_path / "elsewhere" / "r" / "seed_spread.png").is_file()  # in a folder of the page's name
+    assert (tmp_path / "elsewhere" / "r_files" / "seed_spread.png").is_file()  # in a folder of the page's name
     assert not (run / "report.html").exists()
     # a second report into the same folder keeps its own plots: one shared report/ had the
     # second replace the first's PNGs, unsaid
     other = tmp_path / "other"
     multi_seed_run(other, seeds=(3,))
     assert cli.main(["report", str(other), "--output", str(out.parent / "s.html")]) == 0
-    assert (out.parent / "r" / "seed_spread.png").read_bytes() != (out.parent / "s" / "seed_spread.png").read_bytes()
-    assert sorted(os.listdir(out.parent)) == ["r", "r.html", "s", "s.html"]
+    assert (out.parent / "r_files" / "seed_spread.png").read_bytes() != \
+        (out.parent / "s_files" / "seed_spread.png").read_bytes()
+    assert sorted(os.listdir(out.parent)) == ["r.html", "r_files", "s.html", "s_files"]
     (tmp_path / "empty").mkdir()
     assert cli.main(["report", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
@@ -275,11 +276,11 @@ def test_output_never_replaces_a_users_files_without_overwrite(tmp_path, capsys)
     assert "notes.html already exists and was not written by bert-jax report" in capsys.readouterr().err
     assert notes.read_text() == "<p>my notes: run bert-jax report after each run</p>\n"
     paper = tmp_path / "paper"
-    (paper / "summary").mkdir(parents=True)
-    (paper / "summary" / "loss.png").write_bytes(b"my figure")
+    (paper / "summary_files").mkdir(parents=True)
+    (paper / "summary_files" / "loss.png").write_bytes(b"my figure")
     assert cli.main(["report", str(run), "--output", str(paper / "summary.html")]) == 2
     assert "loss.png already exists" in capsys.readouterr().err
-    assert (paper / "summary" / "loss.png").read_bytes() == b"my figure" and not (paper / "summary.html").exists()
+    assert (paper / "summary_files" / "loss.png").read_bytes() == b"my figure" and not (paper / "summary.html").exists()
     (tmp_path / "adir").mkdir()
     assert cli.main(["report", str(run), "--output", str(tmp_path / "adir")]) == 2
     assert "is a directory; pass an HTML file" in capsys.readouterr().err

@@ -134,7 +134,7 @@ def test_one_sentence_documents_and_long_lines_warn_and_build(tmp_path, vocab_fi
     # One warning line per kind of problem, with the count and the first locations.
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     lone_lines = [w for w in warnings if "document(s) of one sentence" in w]
-    long_lines = [w for w in warnings if "longer than max_seq_length - 3 = 61 tokens keep only their first 61" in w]
+    long_lines = [w for w in warnings if "longer than max_seq_length - 3 = 61 tokens are truncated" in w]
     assert len(lone_lines) == 1 and lone_lines[0].startswith("1 document(s)") and "c.txt:1" in lone_lines[0]
     assert len(long_lines) == 1 and "manifest.json" in long_lines[0]
     shard = manifest["shards"][0]["warnings"]

@@ -8,6 +8,7 @@ advice works, and that nothing was lost, overwritten or left looking complete.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import os
 import re
@@ -569,15 +570,21 @@ def test_a_cased_vocabulary_is_built_cased_without_a_flag_and_inspect_output_may
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
 
 
-def test_an_hf_input_naming_a_local_path_without_a_dataset_is_refused_before_anything_is_written(tmp_path, vocab_file):
+def test_an_hf_input_naming_a_missing_local_path_is_refused_before_anything_is_written(tmp_path, vocab_file):
     """`--input hf:<mistyped folder>` went to the Hub as a dataset name: ~25 s of network retries
     (each warning printed twice), a ConnectionError traceback, and build_options.json and
-    vocab.txt left in --output. A path that does not exist, or holds no saved dataset, is now
-    refused at once, naming it, with nothing written."""
-    (tmp_path / "notes").mkdir()
-    for spec, says in ((f"hf:{tmp_path / 'missing_ds'}", "does not exist"),
-                       (f"hf:{tmp_path / 'notes'}", "holds no dataset saved with save_to_disk")):
-        out = tmp_path / "out"
-        done = _cli_build("--input", spec, "--vocab", vocab_file, "--output", str(out))
-        assert done.returncode != 0 and f"--input {spec}: " in done.stderr and says in done.stderr, done.stderr
-        assert "Traceback" not in done.stderr and not out.exists()
+    vocab.txt left in --output. A path that does not exist is now refused at once, naming it,
+    with nothing written; an existing folder of data files is read by `datasets` as before."""
+    out = tmp_path / "out"
+    spec = f"hf:{tmp_path / 'missing_ds'}"
+    done = _cli_build("--input", spec, "--vocab", vocab_file, "--output", str(out))
+    assert done.returncode != 0 and f"--input {spec}: " in done.stderr and "does not exist" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
+    files = tmp_path / "jsonds"
+    files.mkdir()
+    docs = read_documents(str(CORPUS_DIR / "tutorial.txt"), 60)
+    (files / "train.jsonl").write_text("".join(json.dumps({"text": " ".join(d)}) + "\n" for d in docs))
+    done = _cli_build("--input", f"hf:{files}", "--vocab", vocab_file, "--output", str(out), "--num-shards", "1",
+                      "--max-seq-length", "64", "--max-predictions-per-seq", "10")
+    assert done.returncode == 0, done.stderr
+    assert shards.read_json(str(out / shards.MANIFEST))["num_documents"] == len(docs)
