@@ -529,7 +529,9 @@ def test_convert_overwrite_onto_the_folder_of_the_runs_vocabulary_keeps_it(run, 
         json.dump(recorded, f)
     assert convert_cli.main(["--from", "bert-jax", workdir, "--to-hf", str(model_dir), "--overwrite"]) == 0
     assert (model_dir / "vocab.txt").read_bytes() == (run["root"] / "vocab.txt").read_bytes()
-    assert sorted(os.listdir(model_dir)) == ["config.json", "model.safetensors", "vocab.txt"]
+    # with the tokenizer files made for the run's casing (data.lowercase), beside the model
+    assert sorted(os.listdir(model_dir)) == ["config.json", "model.safetensors", "special_tokens_map.json",
+                                             "tokenizer.json", "tokenizer_config.json", "vocab.txt"]
 
 
 def test_a_finetuning_run_converts_with_its_vocabulary(run, tmp_path):

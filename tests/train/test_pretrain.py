@@ -460,7 +460,6 @@ def test_a_packed_run_logs_instances_and_real_tokens_per_second(shards, tmp_path
         real = r["train/real_tokens_per_s"] / r["train/tokens_per_s"]  # the non-padding share
         assert per_row == pytest.approx(np.count_nonzero(batch["next_sentence_weight"]) / len(batch["input_ids"]))
         assert real == pytest.approx(np.count_nonzero(batch["attention_mask"]) / batch["attention_mask"].size)
-        assert real < 1.0, r
 
 
 def test_convert_exports_any_training_step_to_hugging_face(shards, tmp_path):
