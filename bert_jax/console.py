@@ -128,8 +128,6 @@ def setup(verbose: bool = False, quiet: bool = False) -> None:
             _SET_BY_US.discard(variable)
     if not verbose:
         warnings.filterwarnings("ignore", module=r"(orbax|jax|absl|tensorstore|flax)(\..*)?")
-        # bert_jax's own warnings (for Python callers) are logged too: one line here, not two
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"bert_jax(\..*)?")
         try:  # absl's own handler would print Orbax's notes to stderr besides Python logging
             from absl import logging as absl_logging
             absl_logging.set_verbosity(absl_logging.ERROR)

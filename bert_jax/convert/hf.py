@@ -21,7 +21,6 @@ import logging
 import math
 import os
 import re
-import warnings
 
 import jax
 import numpy as np
@@ -227,12 +226,9 @@ def hf_state_dict_to_params(state_dict: dict, config: BertConfig, target: str, *
         if report.mismatched:
             message += f" (the checkpoint's are of another shape: {'; '.join(report.mismatched)})"
         if report_to_user:
-            # Python callers get a warning; a program that has set up logging (the CLI's console,
-            # which then drops bert_jax's UserWarnings) a log line. Without a handler, logging's
-            # fallback printed the same text a second time.
-            warnings.warn(message, stacklevel=2)
-            if logger.hasHandlers():
-                logger.warning(message)
+            # One channel, as Hugging Face does: a log line. With no logging set up, Python's
+            # last-resort handler prints it on stderr; a warning beside it was shown twice.
+            logger.warning(message)
         if init_params is None:
             module = modules.build_module(config, target, param_dtype=param_dtype)
             init_params = modules.init_params(module, config, target, jax.random.key(seed))

@@ -1,5 +1,6 @@
 """``bert-jax convert`` output directories: no silent overwrite, never into a training workdir."""
 
+import logging
 import os
 
 import numpy as np
@@ -103,7 +104,7 @@ def test_step_is_refused_for_a_source_with_one_set_of_weights(source, tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
-def test_mistyped_target_wrong_layout_and_missing_tf_data_are_named(source, tmp_path, capsys):
+def test_mistyped_target_wrong_layout_and_missing_tf_data_are_named(source, tmp_path, capsys, caplog):
     """A mistyped --target said "cannot tell the model class ...; pass --target" although it was
     passed; --from hf on a bert-jax export did not name --from bert-jax; a TF index without its data
     file was a bare "[Errno 2]". Each advice, followed, converts."""
@@ -115,9 +116,10 @@ def test_mistyped_target_wrong_layout_and_missing_tf_data_are_named(source, tmp_
     code, err = _convert(capsys, "--from", "hf", str(source), "--to-hf", str(out))
     assert code == 2 and "It is a bert-jax model directory (it has bert_jax_params.safetensors): convert it " \
                          "with --from bert-jax." in err and not out.exists()
-    with pytest.warns(UserWarning, match="classifier.bias, classifier.weight"):  # a new head, as it says
+    with caplog.at_level(logging.WARNING, logger="bert_jax"):  # a new head, as it says, once
         assert cli.main(["--from", "bert-jax", str(source), "--to-hf", str(out),
                          "--target", "BertForTokenClassification"]) == 0
+    assert [r.levelno for r in caplog.records if "classifier.bias, classifier.weight" in r.getMessage()] == [logging.WARNING]
     tf_dir = tmp_path / "tf"
     assert cli.main(["--from", "bert-jax", str(source), "--to-tf", str(tf_dir)]) == 0
     data = next(p for p in tf_dir.iterdir() if ".data-" in p.name)

@@ -4,9 +4,11 @@ State dicts here are our own export (the Hugging Face layout, as the transformer
 tests check), then made untidy the way real checkpoints are.
 """
 
+import contextlib
 import json
+import logging
+import re
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +18,16 @@ from safetensors.numpy import save_file
 from bert_jax.config import BertConfig
 from bert_jax.convert import cli, hf
 from bert_jax.modeling import BertForPreTraining, BertModel, BertForSequenceClassification
+
+
+@contextlib.contextmanager
+def _warned_once(caplog, pattern: str):
+    """Asserts that the block logs exactly one WARNING matching ``pattern`` (a regex)."""
+    with caplog.at_level(logging.WARNING, logger="bert_jax"):
+        start = len(caplog.records)
+        yield
+        hits = [r for r in caplog.records[start:] if r.levelno == logging.WARNING and re.search(pattern, r.getMessage())]
+    assert len(hits) == 1, [r.getMessage() for r in caplog.records[start:]]
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +76,10 @@ def test_pretraining_checkpoint_into_bert_model_reports_unused_heads(pretrained)
     assert sorted(report.unused) == sorted(k for k in state if k.startswith("cls."))
 
 
-def test_missing_head_is_initialised_with_a_warning(pretrained):
+def test_missing_head_is_initialised_with_a_warning(pretrained, caplog):
     model, state = pretrained
     encoder_only = {k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")}
-    with pytest.warns(UserWarning, match=r"freshly initialised.*classifier\.bias, classifier\.weight"):
+    with _warned_once(caplog, r"freshly initialised.*classifier\.bias, classifier\.weight"):
         params, report = hf.hf_state_dict_to_params(encoder_only, model.config.replace(num_labels=3),
                                                     "BertForSequenceClassification")
     assert report.initialized == ["classifier.bias", "classifier.weight"]
@@ -167,21 +179,19 @@ def test_a_source_of_another_layout_is_named_with_the_flag_that_reads_it(pretrai
     assert (tmp_path / "a_file").read_text() == "mine\n"
 
 
-def test_from_pretrained_applies_config_overrides(pretrained, tmp_path):
+def test_from_pretrained_applies_config_overrides(pretrained, tmp_path, caplog):
     model, _ = pretrained
     model.save_pretrained(tmp_path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _warned_once(caplog, r"classifier\.weight"):
         classifier = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
     assert classifier.config.num_labels == 5 and classifier.params["classifier"]["kernel"].shape == (32, 5)
-    assert any("classifier.weight" in str(w.message) for w in caught)
     _assert_same(classifier.params["bert"], model.params["bert"])
 
 
-def test_encoder_checkpoint_warm_starts_a_cross_attention_decoder(pretrained):
+def test_encoder_checkpoint_warm_starts_a_cross_attention_decoder(pretrained, caplog):
     model, state = pretrained
     decoder_config = model.config.replace(is_decoder=True, add_cross_attention=True)
-    with pytest.warns(UserWarning, match=r"bert\.encoder\.layer\.0\.crossattention\.self\.query\.weight"):
+    with _warned_once(caplog, r"bert\.encoder\.layer\.0\.crossattention\.self\.query\.weight"):
         params, report = hf.hf_state_dict_to_params(state, decoder_config, "BertLMHeadModel")
     assert len(report.initialized) == 2 * 10  # 10 cross-attention tensors per layer
     assert all(".crossattention." in k for k in report.initialized)
@@ -189,12 +199,12 @@ def test_encoder_checkpoint_warm_starts_a_cross_attention_decoder(pretrained):
     _assert_same(params["bert"]["embeddings"], model.params["bert"]["embeddings"])
 
 
-def test_mismatched_head_is_an_error_unless_asked_to_reinitialise(pretrained, tmp_path):
+def test_mismatched_head_is_an_error_unless_asked_to_reinitialise(pretrained, tmp_path, caplog):
     model, _ = pretrained
     BertForSequenceClassification(model.config.replace(num_labels=2), params=None).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"'classifier\.weight'.*checkpoint has \(2, 32\), the config expects \(4, 32\)"):
         BertForSequenceClassification.from_pretrained(tmp_path, num_labels=4)
-    with pytest.warns(UserWarning, match=r"classifier\.bias, classifier\.weight \(the checkpoint's are of another "
+    with _warned_once(caplog, r"classifier\.bias, classifier\.weight \(the checkpoint's are of another "
                       r"shape: classifier\.bias: checkpoint \(2,\), needs \(4,\); classifier\.weight: checkpoint "
                       r"\(2, 32\), needs \(4, 32\)\)"):
         resized = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=4, ignore_mismatched_sizes=True)
@@ -223,3 +233,17 @@ def test_a_config_json_that_leaves_out_a_size_is_told_which_and_the_advice_loads
     config.update(given)  # following the advice
     (tmp_path / "config.json").write_text(json.dumps(config))
     _assert_same(BertForPreTraining.from_pretrained(tmp_path).params, model.params)
+
+
+@pytest.mark.parametrize("logging_setup", ["", "import logging; logging.basicConfig()"])
+def test_a_fresh_head_is_reported_once_to_a_python_caller(pretrained, tmp_path, logging_setup):
+    """Shown on stderr exactly once whether or not the caller has set up logging (it was shown
+    twice: a UserWarning and, once logging had a handler, a log line)."""
+    import subprocess
+    model, _ = pretrained
+    model.save_pretrained(tmp_path)
+    code = (f"{logging_setup}\nfrom bert_jax.modeling import BertForSequenceClassification\n"
+            f"BertForSequenceClassification.from_pretrained({str(tmp_path)!r}, num_labels=3)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("freshly initialised") == 1, result.stderr
