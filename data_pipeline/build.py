@@ -179,7 +179,7 @@ def partition(opts: BuildOptions, output: str, todo: list[int], buffer_bytes: in
         total += 1
         s = shard_of(opts.seed, doc.index, opts.num_shards)
         if s in wanted:
-            line = json.dumps([doc.index, doc.source, doc.sentences], ensure_ascii=False) + "\n"
+            line = json.dumps([doc.index, doc.source, doc.sentences, doc.lines], ensure_ascii=False) + "\n"
             buffers[s].append(line)
             buffered += len(line)
             counts[s] += 1
@@ -195,27 +195,24 @@ def partition(opts: BuildOptions, output: str, todo: list[int], buffer_bytes: in
     return counts
 
 
-def _sentence_location(source: str, index: int, line_per_sentence: bool) -> str:
-    """``file:line`` of sentence ``index`` of the document at ``source`` (``file:first line``)."""
-    path, _, line = source.rpartition(":")
-    if line_per_sentence and line.isdigit() and os.path.isfile(path):  # a text file's (a dataset row's is name:row)
-        return f"{path}:{int(line) + index}"
+def _sentence_location(source: str, index: int, lines: list[int] | None) -> str:
+    """``file:line`` of sentence ``index`` of the document at ``source``: its own line when the
+    document has ``lines`` (``Document.lines``), else the document's ``source``."""
+    if lines:
+        return f"{source.rpartition(':')[0]}:{lines[index]}"
     return source
 
 
-def tokenize_bucket(path: str, backend, max_tokens: int, info: masking.VocabInfo,
-                    line_per_sentence: bool = False) -> tuple[instances.TokenizedDocuments, dict]:
-    """Reads a bucket and tokenizes it into flat arrays; returns the arrays and warning counts.
-
-    ``line_per_sentence`` (``--input-format bert``): sentence ``i`` of a text file's document
-    that starts at ``file:line`` is on line ``line + i``, which a long sentence's location names
-    (else the document's first line)."""
-    doc_index, doc_source, sentences, per_doc = [], [], [], []
+def tokenize_bucket(path: str, backend, max_tokens: int,
+                    info: masking.VocabInfo) -> tuple[instances.TokenizedDocuments, dict]:
+    """Reads a bucket and tokenizes it into flat arrays; returns the arrays and warning counts."""
+    doc_index, doc_source, doc_lines, sentences, per_doc = [], [], [], [], []
     with open(path, encoding="utf-8") as f:
         for line in f:
-            idx, source, sents = json.loads(line)
+            idx, source, sents, lines = json.loads(line)
             doc_index.append(idx)
             doc_source.append(source)
+            doc_lines.append(lines)
             sentences.extend(sents)
             per_doc.append(len(sents))
     ids, lengths = tokens.tokenize_sentences(backend, sentences)
@@ -238,7 +235,7 @@ def tokenize_bucket(path: str, backend, max_tokens: int, info: masking.VocabInfo
     position = np.concatenate([np.arange(n) for n in per_doc] or [np.zeros(0, np.int64)])[keep]
     long = lengths > max_tokens
     stats["long_sentence_locations"] = list(dict.fromkeys(  # once each (a document's, in other formats)
-        _sentence_location(doc_source[d], int(i), line_per_sentence) for d, i in zip(sent_doc[long], position[long])
+        _sentence_location(doc_source[d], int(i), doc_lines[d]) for d, i in zip(sent_doc[long], position[long])
     ))[:_LOCATION_LIMIT]
     present = doc_sents > 0
     docs = instances.TokenizedDocuments(
@@ -255,8 +252,7 @@ def build_shard(opts: BuildOptions, output: str, index: int, backend=None, info=
     if backend is None:
         backend, vocab, _ = load_tokenizer(opts.vocab_file, opts.do_lower_case)
         info = masking.VocabInfo.from_vocab(vocab, opts.vocab_file)
-    docs, stats = tokenize_bucket(_bucket_path(output, index), backend, opts.max_seq_length - 3, info,
-                                  line_per_sentence=opts.input_format == "bert")
+    docs, stats = tokenize_bucket(_bucket_path(output, index), backend, opts.max_seq_length - 3, info)
     try:
         pairs = instances.create_pairs(
             docs,

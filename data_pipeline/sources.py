@@ -42,11 +42,15 @@ class InputError(ValueError):
 
 @dataclasses.dataclass
 class Document:
-    """One document: ``sentences`` in order, its global ``index`` and ``source`` ("file:line")."""
+    """One document: ``sentences`` in order, its global ``index`` and ``source`` ("file:line").
+
+    ``lines``: each sentence's line in its file (``bert`` format text files, where a sentence is
+    a line; skipped invalid lines make them other than ``first + i``), else None."""
 
     index: int
     source: str
     sentences: list[str]
+    lines: list[int] | None = None
 
 
 # --- sentence splitting --------------------------------------------------------
@@ -304,8 +308,10 @@ def _decoded_lines(path: str, on_invalid_utf8: str) -> Iterator[tuple[int, str]]
                        path, skipped, _WARN_SKIPPED_LINES)
 
 
-def _read_text_file(path: str, input_format: str, on_invalid_utf8: str) -> Iterator[tuple[str, list[str]]]:
-    """Yields ``(source, sentences)`` for each document of one text file."""
+def _read_text_file(path: str, input_format: str,
+                    on_invalid_utf8: str) -> Iterator[tuple[str, list[str], list[int] | None]]:
+    """Yields ``(source, sentences, lines)`` for each document of one text file (``lines``: as
+    ``Document.lines``)."""
     if os.path.getsize(path) == 0:
         logger.warning("%s: empty file; skipped", path)
         return
@@ -314,28 +320,29 @@ def _read_text_file(path: str, input_format: str, on_invalid_utf8: str) -> Itera
         for lineno, line in _decoded_lines(path, on_invalid_utf8):
             sentences = split_sentences(line)
             if sentences:
-                yield f"{path}:{lineno}", sentences
+                yield f"{path}:{lineno}", sentences, None
         return
     block: list[str] = []
-    block_start = 0
+    block_lines: list[int] = []
     for lineno, line in _decoded_lines(path, on_invalid_utf8):
         line = line.strip()
         if line:
-            if not block:
-                block_start = lineno
             block.append(line)
+            block_lines.append(lineno)
             continue
         if block:
-            yield f"{path}:{block_start}", _block_sentences(block, input_format)
-            block = []
+            yield _text_document(path, block, block_lines, input_format)
+            block, block_lines = [], []
     if block:
-        yield f"{path}:{block_start}", _block_sentences(block, input_format)
+        yield _text_document(path, block, block_lines, input_format)
 
 
-def _block_sentences(block: list[str], input_format: str) -> list[str]:
+def _text_document(path: str, block: list[str], lines: list[int],
+                   input_format: str) -> tuple[str, list[str], list[int] | None]:
+    source = f"{path}:{lines[0]}"
     if input_format == "bert":
-        return block
-    return split_sentences(" ".join(block))
+        return source, block, lines
+    return source, split_sentences(" ".join(block)), None
 
 
 def _saved_dataset(path: str) -> bool:
@@ -405,9 +412,9 @@ def iter_documents(
     index = 0
     for path in expand_inputs(inputs):
         if path.startswith("hf:"):
-            docs = _read_dataset(path, text_column, dataset_split)
+            docs = ((source, sentences, None) for source, sentences in _read_dataset(path, text_column, dataset_split))
         else:
             docs = _read_text_file(path, input_format, on_invalid_utf8)
-        for source, sentences in docs:
-            yield Document(index, source, sentences)
+        for source, sentences, lines in docs:
+            yield Document(index, source, sentences, lines)
             index += 1

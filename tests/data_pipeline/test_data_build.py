@@ -128,7 +128,13 @@ def test_one_sentence_documents_and_long_lines_warn_and_build(tmp_path, vocab_fi
     lone = [docs[0][0]]
     long_line = [" ".join(s for d in docs[1:6] for s in d)]  # a "sentence" far longer than 64 tokens
     corpus = write_corpus(tmp_path / "c.txt", [lone] + docs[6:] + [docs[1][:1] + long_line + docs[1][1:]])
-    long_at = open(corpus, encoding="utf-8").read().split("\n").index(long_line[0]) + 1  # its own line
+    lines = open(corpus, "rb").read().split(b"\n")
+    long_at = lines.index(long_line[0].encode()) + 1
+    # A stray Latin-1 byte on the line before it: that line is skipped (--on-invalid-utf8 skip),
+    # and the long sentence, one line further down, is still named by its own line.
+    lines.insert(long_at - 1, docs[1][0].encode() + b" \xe9")
+    open(corpus, "wb").write(b"\n".join(lines))
+    long_at += 1
     with caplog.at_level(logging.WARNING):
         manifest = build.build(make_options([corpus], vocab_file, num_shards=1), str(tmp_path / "out"))
     # One warning line per kind of problem, with the count and the first locations.
@@ -139,10 +145,13 @@ def test_one_sentence_documents_and_long_lines_warn_and_build(tmp_path, vocab_fi
     assert len(long_lines) == 1 and "manifest.json" in long_lines[0]
     shard = manifest["shards"][0]["warnings"]
     assert shard["single_sentence_documents"] == 1 and shard["single_sentence_document_locations"][0].endswith("c.txt:1")
-    # the long sentence's own line (it was its document's first line, one above)
+    # the long sentence's own line (it was its document's first line, two above; then the line
+    # above, when the skipped line was not counted)
     assert shard["long_sentences"] >= 1 and f"c.txt:{long_at}" in " ".join(shard["long_sentence_locations"]), \
         (long_at, shard["long_sentence_locations"])
-    assert not any(loc.endswith(f"c.txt:{long_at - 1}") for loc in shard["long_sentence_locations"])
+    assert not any(loc.endswith((f"c.txt:{long_at - 1}", f"c.txt:{long_at - 2}"))
+                   for loc in shard["long_sentence_locations"])
+    assert any(f"c.txt:{long_at - 1}: invalid UTF-8" in w for w in warnings)
     assert manifest["warnings"]["long_sentences"] == shard["long_sentences"]
     for ex in data_pipeline.load_examples(str(tmp_path / "out")):
         assert ex["source_document"] != 0  # the lone sentence never forms an A segment
