@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from bert_jax.run_config import (ConfigError, check, check_same_run, check_same_vocabulary, init_from_error,
-                                 input_settings, read_recorded, recorded_defaults, recorded_run, seed_runs)
+                                 input_settings, recorded_defaults, recorded_run, seed_runs)
 from bert_jax.tasks import registry
 
 log = logging.getLogger("bert_jax")
@@ -277,17 +277,19 @@ def _scored_model(init_from: str) -> str:
     return os.path.join(ckpt_dir, str(max(steps))) if steps else path
 
 
-def _check_init_from_task(cfg) -> None:
-    """Say so when ``init_from`` is a fine-tuning run of another task: its head was scored on this
-    task's data with nothing said (an RTE classifier has SST-2's shape). Scoring it is allowed:
-    tasks that share their labels (QNLI and RTE) are scored across, zero-shot, on purpose."""
-    path = os.path.normpath(cfg.init_from)
-    if os.path.basename(path) == "checkpoints":  # a run's checkpoints/ folder
-        path = os.path.dirname(path)
-    try:
-        recorded = read_recorded(path)
-    except (OSError, ValueError):
-        return  # a model directory, not a run
+def _init_from_run(init_from: str) -> str:
+    """The run folder of ``init_from`` given as a run or as its ``checkpoints/`` folder."""
+    path = os.path.normpath(init_from)
+    return os.path.dirname(path) if os.path.basename(path) == "checkpoints" else path
+
+
+def _check_init_from_task(cfg, recorded: dict | None) -> None:
+    """Say so when ``init_from`` is a fine-tuning run (``recorded``: its config.json, None for a
+    model directory) of another task: its head was scored on this task's data with nothing said
+    (an RTE classifier has SST-2's shape). Scoring it is allowed: tasks that share their labels
+    (QNLI and RTE) are scored across, zero-shot, on purpose."""
+    if recorded is None:
+        return
     task = recorded.get("task")
     if recorded.get("mode") == "finetune" and task and task != cfg.task:
         log.warning("init_from=%s is a task=%r fine-tuning run (its config.json): its %s head is scored on %s data "
@@ -344,7 +346,9 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
                               f"checkpoints; evaluate one with --workdir {os.path.join(workdir, seeds[0])} "
                               "(and so on for the others).")
         check(cfg.init_from and cfg.init_from != "scratch", _no_checkpoint(workdir))
-        _check_init_from_task(cfg)
+        scored_run = _init_from_run(cfg.init_from)
+        recorded = recorded_run(scored_run)  # None for a model directory
+        _check_init_from_task(cfg, recorded)
     try:
         mesh = partitioning.make_mesh(cfg.mesh_shape)
         root = jax.random.PRNGKey(cfg.seed)
@@ -352,10 +356,7 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         job = finetune_job(cfg, params_key, resuming=has_ckpt, train=False, eval_split=split)
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(str(e)) from None
-    if has_ckpt:
-        check_same_vocabulary(recorded, job.info, workdir, "evaluate")
-    elif os.path.isfile(os.path.join(cfg.init_from, "config.json")):  # a run given as init_from
-        check_same_vocabulary(recorded_run(cfg.init_from), job.info, cfg.init_from, "evaluate")
+    check_same_vocabulary(recorded, job.info, workdir if has_ckpt else scored_run, "evaluate")
     check(cfg.global_batch_size % partitioning.data_parallel_size(mesh) == 0,
           f"global_batch_size={cfg.global_batch_size} is not divisible by the data-parallel size "
           f"{partitioning.data_parallel_size(mesh)}.")

@@ -169,8 +169,9 @@ def test_a_resume_with_a_vocabulary_of_other_tokens_is_refused_the_same_tokens_r
     assert open(os.path.join(run_dir, "config.json")).read() == before
     advised = re.search(r"--config\.(data\.vocab_file=\S+?),", message).group(1)
     # evaluated with it: refused the same way (its model would be scored on other ids), in its own
-    # workdir or given as init_from to a new one
-    for init_from, workdir in ((pretrained["workdir"], run_dir), (run_dir, str(tmp_path / "scored"))):
+    # workdir or given as init_from to a new one (the run or its checkpoints/ folder)
+    for init_from, workdir in ((pretrained["workdir"], run_dir), (run_dir, str(tmp_path / "scored")),
+                               (os.path.join(run_dir, "checkpoints"), str(tmp_path / "scored"))):
         with pytest.raises(launch.ConfigError, match="holds other tokens: its model would read other ids"):
             finetuning.run_evaluation(ft_config(init_from, *args, f"data.vocab_file={str(other)!r}"), workdir)
     assert not os.path.exists(os.path.join(tmp_path, "scored", "eval"))
