@@ -256,9 +256,10 @@ class GlobalBatches:
     ``keys``: the arrays the step reads (others the loader yields, e.g. ``row_id``, are dropped).
     ``seq_length``: positions per row of the most recent batch (``input_ids``' last axis), which
     length-bucketed loaders vary from batch to batch. ``counts``: what that batch holds besides
-    its shape -- ``real_tokens`` (non-padding positions, from ``attention_mask``) and, for packed
-    rows, ``examples`` (instances, from ``next_sentence_weight``) -- counted in this process's
-    rows and scaled by the process count (the throughput figures are logged by process 0).
+    its shape -- ``positions`` and ``real_tokens`` (all and non-padding positions, from
+    ``attention_mask``; a multiple-choice example is ``choices`` rows) and, for packed rows,
+    ``examples`` (instances, from ``next_sentence_weight``) -- counted in this process's rows
+    and scaled by the process count (the throughput figures are logged by process 0).
     """
 
     def __init__(self, loader, mesh, keys=None):
@@ -286,8 +287,10 @@ class GlobalBatches:
 def _counts(local: dict, processes: int) -> dict[str, int]:
     """``GlobalBatches.counts`` of one local batch (host arrays: a sum, no device sync)."""
     counts = {}
-    if "attention_mask" in local and local["attention_mask"].ndim == 2:  # [batch, seq]: rows as Throughput
-        counts["real_tokens"] = int(np.count_nonzero(local["attention_mask"])) * processes
+    if "attention_mask" in local:  # [batch, seq], or [batch, choices, seq]
+        mask = local["attention_mask"]
+        counts["positions"] = int(mask.size) * processes
+        counts["real_tokens"] = int(np.count_nonzero(mask)) * processes
     if "next_sentence_weight" in local:  # packed rows: one weight per instance slot, 0 = empty
         counts["examples"] = int(np.count_nonzero(local["next_sentence_weight"])) * processes
     return counts

@@ -173,12 +173,14 @@ class Throughput:
 
     def tick(self, seq_length: int | None = None, counts: dict[str, int] | None = None) -> None:
         """One step of rows of ``seq_length`` positions; ``counts`` (``GlobalBatches.counts``) adds
-        what the rows hold: ``real_tokens`` (non-padding) and ``examples`` (packed instances)."""
+        what the rows hold: ``real_tokens`` (non-padding) and ``examples`` (packed instances),
+        and ``positions`` when a row is not ``seq_length`` positions (``choices`` of them)."""
         seq = self.seq if seq_length is None else int(seq_length)
+        counts = dict(counts or {})
         self._steps += 1
-        self._tokens += self.batch * seq
+        self._tokens += counts.pop("positions", self.batch * seq)
         self._flops += self.flops if seq == self.seq or self.flops_at is None else self.flops_at(seq)
-        for key, value in (counts or {}).items():
+        for key, value in counts.items():
             self._counted[key] = self._counted.get(key, 0) + int(value)
 
     def exclude(self, seconds: float) -> None:

@@ -61,6 +61,17 @@ def read_predictions(path):
     return index, predicted, probs, labels
 
 
+def test_throughput_counts_every_choice_row(trained):
+    """An example is 4 rows of 64 positions: tokens/s counts all of them (it counted one row),
+    and real tokens/s the non-padding ones among them (it was not logged)."""
+    with open(os.path.join(trained["workdir"], "metrics.jsonl"), encoding="utf-8") as f:
+        rows = [r for r in map(json.loads, f) if "train/tokens_per_s" in r]
+    assert rows
+    for r in rows:
+        assert r["train/tokens_per_s"] / r["train/seq_per_s"] == pytest.approx(4 * 64)
+        assert 0 < r["train/real_tokens_per_s"] < r["train/tokens_per_s"]
+
+
 def test_dev_predictions_read_back_and_give_the_reported_accuracy(trained):
     results = json.load(open(os.path.join(trained["workdir"], "eval", "dev_results.json")))
     assert results["task"] == "swag" and results["step"] == STEPS and results["num_examples"] == 150
