@@ -24,7 +24,8 @@ def reencode_advice(path: str, what: str = "file") -> str:
 
 
 def _invalid(path: str, line: int, byte: int, column: int, what: str) -> ValueError:
-    right, wrong = _non_ascii_lines(path)
+    with open(path, "rb") as handle:  # the error path only
+        right, wrong = non_ascii_lines(handle.read())
     if right > wrong:  # mostly UTF-8: re-encoding the whole file from Latin-1 would garble every right line
         name, tmp = shlex.quote(path), shlex.quote(f"{path}.tmp")
         advice = (f"The rest of the {what} is UTF-8 ({right} line(s) with accents or other non-ASCII characters "
@@ -36,18 +37,23 @@ def _invalid(path: str, line: int, byte: int, column: int, what: str) -> ValueEr
     return ValueError(f"{path}:{line}: invalid UTF-8 (byte {byte:#04x} at column {column}). {advice}")
 
 
-def _non_ascii_lines(path: str) -> tuple[int, int]:
-    """``(lines that are valid UTF-8, lines that are not)`` among the lines of ``path`` with
-    non-ASCII bytes (any line ending; read on the error path only)."""
+def non_ascii_lines(data: bytes) -> tuple[int, int]:
+    """``(lines that are valid UTF-8, lines that are not)`` among the lines of ``data`` with
+    non-ASCII bytes (any line ending).
+
+    How much of a file's non-ASCII text is UTF-8 decides what to do about the rest: here, which
+    advice a bad line gets (more valid lines than invalid: drop the bad bytes, keep the rest);
+    in ``data_pipeline.sources.encoding_reason``, whether a corpus file is refused as being in
+    another encoding (next to no valid lines) or has its bad lines skipped.
+    """
     right = wrong = 0
-    with open(path, "rb") as handle:
-        for raw in handle.read().splitlines():
-            if not raw.isascii():
-                try:
-                    raw.decode("utf-8")
-                    right += 1
-                except UnicodeDecodeError:
-                    wrong += 1
+    for raw in data.splitlines():
+        if not raw.isascii():
+            try:
+                raw.decode("utf-8")
+                right += 1
+            except UnicodeDecodeError:
+                wrong += 1
     return right, wrong
 
 
