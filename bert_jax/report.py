@@ -234,10 +234,16 @@ def _check_output(output: str, plot_dir: str, overwrite: bool) -> None:
     if os.path.isdir(output):
         raise ReportError(f"--output {output} is a directory; pass an HTML file to write, e.g. "
                           f"--output {os.path.join(output, 'report.html')}.")
+    if os.path.exists(plot_dir) and not os.path.isdir(plot_dir):  # neither --overwrite replaces these
+        raise ReportError(f"{plot_dir} is a file, where the report keeps its plots (a folder named after the "
+                          f"page); pass another --output, or move {plot_dir} away.")
     page_ours = os.path.isfile(output) and _page_is_ours(output)
     theirs = [output] if os.path.isfile(output) and not page_ours else []
     for stem in PLOT_STEMS:
         path = os.path.join(plot_dir, f"{stem}.png")
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise ReportError(f"{path} is a folder, where the report writes a plot; pass another --output, or "
+                              f"move {path} away.")
         if os.path.isfile(path) and not page_ours:
             with open(path, "rb") as f:
                 if _PNG_MARK not in f.read(1 << 12):

@@ -229,6 +229,15 @@ def test_command_line(tmp_path, capsys):
     assert (out.parent / "r_files" / "seed_spread.png").read_bytes() != \
         (out.parent / "s_files" / "seed_spread.png").read_bytes()
     assert sorted(os.listdir(out.parent)) == ["r.html", "r_files", "s.html", "s_files"]
+    # where the plots go is taken: named, with nothing written (--overwrite replaces only files)
+    (out.parent / "t_files").write_text("mine\n")
+    (out.parent / "u_files" / "loss.png").mkdir(parents=True)
+    for name, taken, what in (("t", "t_files", "is a file"), ("u", os.path.join("u_files", "loss.png"), "is a folder")):
+        for extra in ([], ["--overwrite"]):
+            assert cli.main(["report", str(run), "--output", str(out.parent / f"{name}.html"), *extra]) == 2
+            assert f"{out.parent / taken} {what}, where the report" in capsys.readouterr().err
+            assert not (out.parent / f"{name}.html").exists()
+    assert (out.parent / "t_files").read_text() == "mine\n" and os.listdir(out.parent / "u_files") == ["loss.png"]
     (tmp_path / "empty").mkdir()
     assert cli.main(["report", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
