@@ -54,8 +54,9 @@ class MetricsHook(Hook):
         process's first step is not ticked: it waits for that step and starts the clock over, so
         its compile is reported as ``first_step_s`` instead of as a slow interval.
       seq_length: returns the positions per row of the step just run (None: the full length).
-      counts: returns what that step's rows held (``GlobalBatches.counts``: real tokens, packed
-        instances), for the throughput's ``real_tokens_per_s`` and ``examples_per_s``.
+      counts: returns what that step's rows held (``GlobalBatches.counts``: positions, real
+        tokens, packed instances), for the throughput's ``tokens_per_s``, ``real_tokens_per_s``
+        and ``examples_per_s``.
       every: log interval; the last step (``total_steps``) is always logged.
     """
 

@@ -226,6 +226,19 @@ def plot_dir_of(output: str) -> str:
     return f"{stem if ext else output}_files"  # not NAME/: `--output runs/tiny.html` put them into the run
 
 
+def _check_plot_paths(plot_dir: str) -> None:
+    """Refuse a ``plot_dir`` that is not a folder, or a plot path in it that is not a file: neither
+    is replaced, even with ``--overwrite`` or in the run's own ``report/``."""
+    if os.path.exists(plot_dir) and not os.path.isdir(plot_dir):
+        raise ReportError(f"{plot_dir} is a file, where the report keeps its plots (a folder named after the "
+                          f"page); move {plot_dir} away, or pass another --output.")
+    for stem in PLOT_STEMS:
+        path = os.path.join(plot_dir, f"{stem}.png")
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise ReportError(f"{path} is not a file, where the report writes a plot; move {path} away, or "
+                              "pass another --output.")
+
+
 def _check_output(output: str, plot_dir: str, overwrite: bool) -> None:
     """Refuse an ``--output`` that is a directory, or that would replace files bert-jax did not write.
 
@@ -234,16 +247,10 @@ def _check_output(output: str, plot_dir: str, overwrite: bool) -> None:
     if os.path.isdir(output):
         raise ReportError(f"--output {output} is a directory; pass an HTML file to write, e.g. "
                           f"--output {os.path.join(output, 'report.html')}.")
-    if os.path.exists(plot_dir) and not os.path.isdir(plot_dir):  # neither --overwrite replaces these
-        raise ReportError(f"{plot_dir} is a file, where the report keeps its plots (a folder named after the "
-                          f"page); pass another --output, or move {plot_dir} away.")
     page_ours = os.path.isfile(output) and _page_is_ours(output)
     theirs = [output] if os.path.isfile(output) and not page_ours else []
     for stem in PLOT_STEMS:
         path = os.path.join(plot_dir, f"{stem}.png")
-        if os.path.exists(path) and not os.path.isfile(path):
-            raise ReportError(f"{path} is a folder, where the report writes a plot; pass another --output, or "
-                              f"move {path} away.")
         if os.path.isfile(path) and not page_ours:
             with open(path, "rb") as f:
                 if _PNG_MARK not in f.read(1 << 12):
@@ -450,6 +457,7 @@ def write_report(workdir: str, output: str | None = None, overwrite: bool = Fals
     given = output is not None
     output = os.path.abspath(output or os.path.join(workdir, "report.html"))
     plot_dir = plot_dir_of(output)
+    _check_plot_paths(plot_dir)
     if given:  # the run's own report.html and report/ are always rewritten
         _check_output(output, plot_dir, overwrite)
     try:

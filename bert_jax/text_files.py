@@ -25,36 +25,33 @@ def reencode_advice(path: str, what: str = "file") -> str:
 
 def _invalid(path: str, line: int, byte: int, column: int, what: str) -> ValueError:
     with open(path, "rb") as handle:  # the error path only
-        right, wrong = non_ascii_lines(handle.read())
-    if right > wrong:  # mostly UTF-8: re-encoding the whole file from Latin-1 would garble every right line
+        right, wrong = utf8_sequences(handle.read())
+    if right > wrong:  # mostly UTF-8: re-encoding the whole file from Latin-1 would garble every right character
         name, tmp = shlex.quote(path), shlex.quote(f"{path}.tmp")
-        advice = (f"The rest of the {what} is UTF-8 ({right} line(s) with accents or other non-ASCII characters "
-                  f"read as UTF-8, {wrong} do not), so re-encoding it all would garble those: fix the line(s) by "
-                  f"hand, or drop the bytes that are not UTF-8 with `iconv -f utf-8 -t utf-8 -c {name} > {tmp} && "
-                  f"mv {tmp} {name}`.")
+        advice = (f"The rest of the {what} is UTF-8 ({right} accented or other non-ASCII characters read as "
+                  f"UTF-8, {wrong} byte sequence(s) do not), so re-encoding it all would garble those: fix the "
+                  f"line(s) by hand, or drop the bytes that are not UTF-8 with `iconv -f utf-8 -t utf-8 -c {name} > "
+                  f"{tmp} && mv {tmp} {name}`.")
     else:
         advice = reencode_advice(path, what)
     return ValueError(f"{path}:{line}: invalid UTF-8 (byte {byte:#04x} at column {column}). {advice}")
 
 
-def non_ascii_lines(data: bytes) -> tuple[int, int]:
-    """``(lines that are valid UTF-8, lines that are not)`` among the lines of ``data`` with
-    non-ASCII bytes (any line ending).
+def utf8_sequences(data: bytes) -> tuple[int, int]:
+    """``(valid non-ASCII UTF-8 characters, invalid byte sequences)`` in ``data``.
 
     How much of a file's non-ASCII text is UTF-8 decides what to do about the rest: here, which
-    advice a bad line gets (more valid lines than invalid: drop the bad bytes, keep the rest);
-    in ``data_pipeline.sources.encoding_reason``, whether a corpus file is refused as being in
-    another encoding (next to no valid lines) or has its bad lines skipped.
+    advice a bad line gets (more valid characters than invalid sequences: drop the bad bytes,
+    keep the rest; else re-encode the whole file); in ``data_pipeline.sources.encoding_reason``,
+    whether a corpus file is refused as being in another encoding (next to no valid characters)
+    or has its bad lines skipped. Counted by character, not by line: a UTF-8 line with one stray
+    cp1252 quote is mostly valid text, which re-encoding it from Latin-1 would garble.
     """
-    right = wrong = 0
-    for raw in data.splitlines():
-        if not raw.isascii():
-            try:
-                raw.decode("utf-8")
-                right += 1
-            except UnicodeDecodeError:
-                wrong += 1
-    return right, wrong
+    replaced = data.decode("utf-8", errors="replace")
+    # a U+FFFD written in the text itself is in both decodings: only the replacements count
+    invalid = replaced.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+    valid = sum(1 for ch in replaced if ch >= "\x80" and ch != "\ufffd")
+    return valid, invalid
 
 
 def read_text_lines(path: str, what: str = "file") -> Iterator[tuple[int, str]]:

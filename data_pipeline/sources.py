@@ -28,7 +28,7 @@ import re
 import unicodedata
 from typing import Iterable, Iterator
 
-from bert_jax.text_files import non_ascii_lines, reencode_advice
+from bert_jax.text_files import reencode_advice, utf8_sequences
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +133,8 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
 _SNIFF_BYTES = 64 << 10
 _MAX_NON_TEXT_SHARE = 0.10
 _TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
-# Another encoding, not stray bytes: at least this many invalid sequences, lines of valid non-ASCII
-# UTF-8 fewer than a tenth of the invalid lines, and more than 1% of the lines invalid (fewer are
-# skipped).
+# Another encoding, not stray bytes: at least this many invalid sequences, valid non-ASCII UTF-8
+# characters fewer than a tenth of them, and more than 1% of the lines affected (fewer are skipped).
 _MIN_BAD_SEQUENCES = 3
 _MAX_VALID_SHARE_OF_INVALID = 10
 _MAX_BAD_LINE_SHARE = 0.01
@@ -172,24 +171,31 @@ def encoding_reason(block: bytes) -> str | None:
     """Why the text in ``block`` (a file's first bytes) is in a single-byte encoding (Latin-1,
     cp1252, ...) rather than UTF-8, or None.
 
-    Judged on lines (``bert_jax.text_files.non_ascii_lines``): many that are not UTF-8 and next
-    to none of valid non-ASCII UTF-8. A UTF-8 file with a few stray bytes passes (its lines are
-    skipped one by one), and converting a file this refuses cannot garble valid UTF-8, since it
-    holds almost none.
+    Judged on byte sequences (``bert_jax.text_files.utf8_sequences``, which also chooses a task
+    file's advice): many invalid ones and next to no valid non-ASCII characters. A UTF-8 file
+    with a few stray bytes passes (its lines are skipped one by one), and converting a file this
+    refuses cannot garble valid UTF-8, since it holds almost none.
     """
     if len(block) >= _SNIFF_BYTES:
         block = block[: block.rfind(b"\n") + 1] or block[:-3]  # not mid-character
-    text = block.decode("utf-8", errors="replace")
-    invalid = text.count("\ufffd") - block.decode("utf-8", errors="ignore").count("\ufffd")
+    valid, invalid = utf8_sequences(block)
     if invalid < _MIN_BAD_SEQUENCES:
         return None
-    right, wrong = non_ascii_lines(block)
-    lines = sum(1 for line in block.splitlines() if line.strip())
-    if right * _MAX_VALID_SHARE_OF_INVALID < wrong and wrong > _MAX_BAD_LINE_SHARE * lines:
+    lines = [line for line in block.splitlines() if line.strip()]
+    bad_lines = sum(1 for line in lines if not _is_utf8(line))
+    if valid * _MAX_VALID_SHARE_OF_INVALID < invalid and bad_lines > _MAX_BAD_LINE_SHARE * len(lines):
         first = block[: block.find(b"\n", _first_invalid(block)) + 1 or None].count(b"\n") or 1
-        return (f"{wrong} of the lines in its first {len(block)} bytes are not UTF-8 and only {right} with "
-                f"non-ASCII characters are (the first bad one on line {first})")
+        return (f"{invalid} byte sequences in its first {len(block)} bytes are not UTF-8 and only {valid} are "
+                f"(the first bad one on line {first})")
     return None
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _first_invalid(block: bytes) -> int:

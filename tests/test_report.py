@@ -232,12 +232,17 @@ def test_command_line(tmp_path, capsys):
     # where the plots go is taken: named, with nothing written (--overwrite replaces only files)
     (out.parent / "t_files").write_text("mine\n")
     (out.parent / "u_files" / "loss.png").mkdir(parents=True)
-    for name, taken, what in (("t", "t_files", "is a file"), ("u", os.path.join("u_files", "loss.png"), "is a folder")):
+    for name, taken, what in (("t", "t_files", "is a file"), ("u", os.path.join("u_files", "loss.png"), "is not a file")):
         for extra in ([], ["--overwrite"]):
             assert cli.main(["report", str(run), "--output", str(out.parent / f"{name}.html"), *extra]) == 2
             assert f"{out.parent / taken} {what}, where the report" in capsys.readouterr().err
             assert not (out.parent / f"{name}.html").exists()
     assert (out.parent / "t_files").read_text() == "mine\n" and os.listdir(out.parent / "u_files") == ["loss.png"]
+    # and so in the run's own report/ (the default --output), before any plot is written there
+    (run / "report" / "seed_spread.png").mkdir(parents=True)
+    assert cli.main(["report", str(run)]) == 2
+    assert f"{run / 'report' / 'seed_spread.png'} is not a file, where the report" in capsys.readouterr().err
+    assert os.listdir(run / "report") == ["seed_spread.png"] and not (run / "report.html").exists()
     (tmp_path / "empty").mkdir()
     assert cli.main(["report", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err

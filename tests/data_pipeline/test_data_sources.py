@@ -95,3 +95,16 @@ def test_datasets_input_from_local_path(tmp_path):
     assert [d.sentences for d in docs] == [sources.split_sentences(" ".join(s)) for s in sents]
     with pytest.raises(sources.InputError, match="no column 'text'"):
         list(sources.iter_documents([f"hf:{tmp_path / 'ds'}"]))
+
+
+def test_another_encoding_is_told_from_utf8_with_stray_bytes_by_character_not_by_line():
+    """A line counts by what it holds: UTF-8 text with a cp1252 quote on every line is mostly
+    valid (re-encoding it from Latin-1 would garble every accent), so it is not refused as another
+    encoding; a file of dense Latin-1 lines with a few sparse UTF-8 ones is."""
+    prose = [s for d in read_documents(str(CORPUS_DIR / "faq.txt"), 20) for s in d][:60]
+    quoted = b"\n".join(b"\x93" + s.replace("e", "\u00e9").encode("utf-8") + b"\x94" for s in prose)
+    assert sources.encoding_reason(quoted) is None
+    mixed = b"\n".join([s.replace("e", "\u00e9", 1).encode("utf-8") for s in prose[:6]]
+                       + [s.replace("e", "\u00e9").encode("latin-1") for s in prose[6:]])
+    reason = sources.encoding_reason(mixed)
+    assert reason is not None and reason.endswith("(the first bad one on line 7)"), reason

@@ -44,6 +44,12 @@ def test_what_the_rows_held_is_counted_beside_what_was_computed(monkeypatch):
     out = t.read()
     assert out["seq_per_s"] == pytest.approx(4.0) and out["tokens_per_s"] == pytest.approx(512.0)
     assert out["real_tokens_per_s"] == pytest.approx(450.0) and out["examples_per_s"] == pytest.approx(10.5)
+    # rows of 4 choices x 128 positions (multiple choice): the batch's own position count wins
+    clock = iter([4.0])
+    t.tick(None, {"positions": 4 * 4 * 128, "real_tokens": 900})
+    out = t.read()
+    assert out["tokens_per_s"] == pytest.approx(1024.0) and out["real_tokens_per_s"] == pytest.approx(450.0)
+    assert "positions_per_s" not in out and out["seq_per_s"] == pytest.approx(2.0)
 
 
 def test_the_first_step_is_reported_apart_not_as_a_slow_interval(monkeypatch):

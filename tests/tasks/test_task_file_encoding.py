@@ -79,6 +79,27 @@ def test_one_bad_line_in_a_utf8_file_gets_advice_that_keeps_the_rest(tmp_path):
     assert word in repr(read(str(path)))
 
 
+def test_utf8_lines_with_stray_cp1252_quotes_get_advice_that_keeps_the_accents(tmp_path):
+    """Every non-ASCII line is bad (cp1252 quotes around each) yet the accents on them are UTF-8:
+    the file is mostly UTF-8 by character, so the advice drops the quotes, not the accents."""
+    source, base, read, _ = CASES["corpus"]
+    with open(source, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    accented = [i for i, line in enumerate(lines) if not line.isascii()]
+    data = [line.encode("utf-8") for line in lines]
+    for i in accented:
+        data[i] = b"\x93" + data[i] + b"\x94"
+    path = tmp_path / base
+    path.write_bytes(b"\n".join(data))
+    with pytest.raises(ValueError) as error:
+        read(str(path))
+    message = str(error.value)
+    assert "so re-encoding it all would garble" in message and "-c" in message, message
+    command = re.search(r"`(iconv [^`]*)`", message).group(1)
+    subprocess.run(command, shell=True, cwd=ROOT, check=True)
+    assert path.read_text(encoding="utf-8").split("\n") == lines
+
+
 def test_a_byte_order_mark_is_not_part_of_the_first_field(tmp_path):
     """Windows editors save UTF-8 with a byte-order mark; the header must still be read as one."""
     shutil.copy(os.path.join(TASKS, "glue_nextsent", "train.tsv"), tmp_path / "train.tsv")
