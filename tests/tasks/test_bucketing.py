@@ -282,6 +282,7 @@ def test_throughput_counts_the_positions_and_flops_of_each_step(monkeypatch):
 # ----------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow  # ~30 s; the bucketed step's exactness is checked in the default run above
 def test_bucketed_finetuning_trains_and_records_the_padding_fraction(tmp_path, caplog):
     """SST-2 layout (data/tasks/glue_section: 1,800 corpus sentences), a tiny model from scratch,
     seq 64 in buckets (16, 32, 48): the run completes with a finite loss, and the padding

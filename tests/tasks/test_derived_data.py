@@ -41,6 +41,7 @@ def corpus():
     return sentences, pairs, train
 
 
+@pytest.mark.slow  # ~16 s: rebuilds every derived set
 def test_committed_sets_are_what_the_script_makes(tmp_path):
     load_script().derive(os.path.join(ROOT, "data", "corpus"), str(tmp_path))
     for name in SETS:

@@ -230,6 +230,7 @@ def test_a_training_file_without_any_answer_is_refused(vocab, tmp_path, capsys, 
 # ----------------------------------------------------------------------------- devices
 
 
+@pytest.mark.slow  # ~25 s; GLUE's dev evaluation on 1 and 8 devices stays in the default run
 def test_predictions_are_identical_on_one_and_eight_devices(v1_run, vocab, tmp_path):
     """``bert-jax evaluate`` of the same checkpoint with the batch split over 8 simulated CPU
     devices writes the same predictions.json, byte for byte, as on one device."""
