@@ -154,10 +154,12 @@ def find_checkpoint_prefix(directory: str) -> str:
             match = re.search(r'^model_checkpoint_path:\s*"(.*)"\s*$', f.read(), re.M)
         if match:
             named = match.group(1)
-            # The file may hold a path from the machine that trained; fall back to this directory.
-            for prefix in (os.path.join(directory, named), os.path.join(directory, os.path.basename(named))):
-                if os.path.isfile(prefix + ".index"):
-                    return prefix
+            # TensorFlow writes the absolute path of the folder that trained; a copy of that folder
+            # (a backup, a download) would then read the original's weights, unsaid. Only what is
+            # in this directory is read: the checkpoint of that name here.
+            prefix = os.path.join(directory, os.path.basename(named))
+            if os.path.isfile(prefix + ".index"):
+                return prefix
     indexes = sorted(glob.glob(os.path.join(directory, "*.index")))
     if len(indexes) == 1:
         return indexes[0][: -len(".index")]

@@ -111,6 +111,24 @@ def test_export_then_import_is_bit_exact(name, tiny_kwargs, tmp_path):
         np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg="/".join(key))
 
 
+def test_a_copied_folder_reads_its_own_weights_not_those_its_checkpoint_file_names(tiny_kwargs, tmp_path):
+    """TensorFlow's ``checkpoint`` file names the absolute prefix of the folder that trained. A copy
+    of that folder (a backup) read the original's weights, which had since been retrained, unsaid."""
+    import shutil
+    kept = BertForPreTraining(BertConfig(**tiny_kwargs), seed=3)
+    tf.save_tf_checkpoint(kept.params, kept.config, str(tmp_path / "run"), "BertForPreTraining")
+    with open(tmp_path / "run" / "checkpoint", "w", encoding="utf-8") as f:  # as TensorFlow writes it
+        f.write(f'model_checkpoint_path: "{tmp_path / "run" / tf.TF_PREFIX}"\n')
+    shutil.copytree(tmp_path / "run", tmp_path / "backup")
+    retrained = BertForPreTraining(BertConfig(**tiny_kwargs), seed=4)
+    tf.save_tf_checkpoint(retrained.params, retrained.config, str(tmp_path / "run"), "BertForPreTraining")
+    assert tf.find_checkpoint_prefix(str(tmp_path / "backup")) == str(tmp_path / "backup" / tf.TF_PREFIX)
+    loaded = BertForPreTraining.from_pretrained(tmp_path / "backup")
+    a, b = flatten_dict(kept.params), flatten_dict(loaded.params)
+    for key in a:
+        np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg="/".join(key))
+
+
 def test_bert_config_missing_field_names_file_and_field(tmp_path):
     config = dict(TF_CONFIG)
     del config["intermediate_size"]
