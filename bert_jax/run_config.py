@@ -54,7 +54,7 @@ def common_defaults() -> ml_collections.ConfigDict:
       eval_steps               batches per pretraining evaluation
       stop_check_every_steps   multi-host: agree on a stop signal every N steps (0 = at log steps);
                                a single process checks its own signal flag every step for free
-      init_from                a bert-jax workdir/checkpoint dir or a Hugging Face model dir ("" = none)
+      init_from                a bert-jax workdir/checkpoint dir, a Hugging Face model dir or an original TF BERT folder ("" = none)
       distributed.*            coordinator_address, num_processes, process_id (-1 = from env);
                                initialize: "auto" (when the env says multi-host), "yes", "no"
       peak_flops_per_device    override the MFU peak (FLOP/s); 0 = from bert_jax.flops table

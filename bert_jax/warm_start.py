@@ -4,7 +4,8 @@ A source is one of
   * a bert-jax run directory (``checkpoints/`` + ``config.json``): its latest checkpoint;
   * an Orbax checkpoint directory (step folders) of a bert-jax run;
   * a bert-jax export (``bert_jax_params.safetensors`` + ``config.json``);
-  * a Hugging Face model directory (``config.json`` + ``model.safetensors`` / ``pytorch_model.bin``).
+  * a Hugging Face model directory (``config.json`` + ``model.safetensors`` / ``pytorch_model.bin``);
+  * an original TensorFlow BERT folder (``bert_config.json`` + ``bert_model.ckpt.*``).
 Every source goes through Hugging Face parameter names, so one set of checks
 applies: the architecture must match the configured model (every field that
 fixes a shape), the whole encoder must be present, and what is freshly
@@ -26,8 +27,9 @@ log = logging.getLogger("bert_jax")
 
 
 def source_kind(path: str) -> str:
-    """``"workdir"``, ``"orbax"``, ``"native"`` or ``"hf"``; a ValueError says what a source must hold."""
-    from bert_jax.convert import native
+    """``"workdir"``, ``"orbax"``, ``"native"``, ``"hf"`` or ``"tf"``; a ValueError says what a
+    source must hold."""
+    from bert_jax.convert import native, tf
     if not os.path.exists(path):
         raise ValueError(f"init_from={path!r} does not exist; give a bert-jax pretraining workdir, a bert-jax "
                          "or Hugging Face model directory, or init_from=scratch for a random encoder.")
@@ -37,12 +39,15 @@ def source_kind(path: str) -> str:
         return "workdir"
     if native.is_native_checkpoint(path):
         return "native"
+    if tf.is_tf_checkpoint(path):
+        return "tf"
     if os.path.isfile(os.path.join(path, "config.json")):
         return "hf"
     if any(name.isdigit() for name in os.listdir(path)):
         return "orbax"
     raise ValueError(f"init_from={path!r} holds no checkpoints/ folder, no bert_jax_params.safetensors, no "
-                     "config.json and no checkpoint steps; point it at a pretraining workdir or a model directory.")
+                     "config.json, no TensorFlow checkpoint (*.index) and no checkpoint steps; point it at a "
+                     "pretraining workdir or a model directory.")
 
 
 def _checkpoint_itself(workdir: str) -> str:
@@ -64,6 +69,13 @@ def source_architecture(path: str) -> dict:
                 "vocab_size": resolved.get("vocab_size", run["model"]["vocab_size"])}
     if kind == "orbax":
         return (checkpointing.restore_params_to_cpu(path)[1] or {}).get("model", {})
+    if kind == "tf":
+        from bert_jax.convert import tf
+        config = os.path.join(path, tf.TF_CONFIG)
+        if not os.path.isfile(config):
+            raise ValueError(f"init_from={path!r} has a TensorFlow checkpoint but no {tf.TF_CONFIG}; put the "
+                             f"model's {tf.TF_CONFIG} next to it.")
+        return tf.read_bert_config(config).to_dict()
     return BertConfig.from_pretrained(path).to_dict()
 
 
@@ -86,6 +98,9 @@ def source_state_dict(path: str) -> dict[str, np.ndarray]:
     kind = source_kind(path)
     if kind == "hf":
         return hf.load_hf_state_dict(path)
+    if kind == "tf":
+        from bert_jax.convert import tf
+        return tf.load_tf_checkpoint(path)[0]  # its heads as they are (optimizer slots left out)
     if kind == "native":
         params, _, target = native.load_native_checkpoint(path)
     else:

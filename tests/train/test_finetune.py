@@ -80,20 +80,23 @@ def test_finetune_from_pretraining_workdir_beats_majority_baseline(pretrained, t
     assert checkpointing.make_manager(str(tmp_path / "checkpoints")).latest_step() == 250
 
 
-def test_finetune_from_hugging_face_directory_loads_the_whole_encoder(pretrained, tmp_path):
-    """A random tiny BertForPreTraining saved in Hugging Face format: every encoder and
-    pooler tensor is loaded (with learning rate 0 they are unchanged after a step); only
-    the classifier is new, and the warning says so."""
+@pytest.mark.parametrize("layout", ["hf", "tf"])
+def test_finetune_from_hugging_face_directory_loads_the_whole_encoder(pretrained, tmp_path, layout):
+    """A random tiny BertForPreTraining saved in Hugging Face format, or as an original TensorFlow
+    BERT folder (refused as holding nothing, though documented): every encoder and pooler tensor
+    is loaded (with learning rate 0 they are unchanged after a step); only the classifier is new,
+    and the warning says so."""
     import shutil
     from bert_jax.config import BertConfig
-    from bert_jax.convert import hf
+    from bert_jax.convert import hf, tf
     from bert_jax.modeling.modules import build_module, init_params
-    hf_dir = str(tmp_path / "hf")
+    hf_dir = str(tmp_path / layout)
     config = BertConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=128)
     module = build_module(config, "BertForPreTraining")
     source = init_params(module, config, "BertForPreTraining", jax.random.key(3))
-    hf.save_hf_checkpoint(source, config, hf_dir, "BertForPreTraining")
+    save = hf.save_hf_checkpoint if layout == "hf" else tf.save_tf_checkpoint
+    save(source, config, hf_dir, "BertForPreTraining")
     shutil.copy(pretrained["vocab"], os.path.join(hf_dir, "vocab.txt"))
     with _fresh_head_warnings() as fresh:
         launch.run_finetuning(ft_config(hf_dir, "optim.total_steps=1", "optim.learning_rate=0.0",
