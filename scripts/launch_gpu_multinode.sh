@@ -26,4 +26,11 @@ if [ -z "${SLURM_JOB_ID:-}" ]; then
         "--config.distributed.num_processes=$NUM_NODES"
         "--config.distributed.process_id=$NODE_RANK")
 fi
-exec bert-jax pretrain --config "$CONFIG" --workdir "$WORKDIR" "${DIST[@]}" "$@"
+# The README installs into the repository's .venv without activating it: use that one when
+# bert-jax is not on PATH.
+BERT_JAX=bert-jax
+if ! command -v bert-jax >/dev/null 2>&1; then
+  BERT_JAX="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/bert-jax"
+  [ -x "$BERT_JAX" ] || { echo "bert-jax is not on PATH and $BERT_JAX does not exist: install it (README.md) or activate its environment" >&2; exit 127; }
+fi
+exec "$BERT_JAX" pretrain --config "$CONFIG" --workdir "$WORKDIR" "${DIST[@]}" "$@"
