@@ -226,5 +226,13 @@ def maybe_initialize_distributed(d) -> None:
         kwargs["process_id"] = int(d.process_id)
     # Only affects the CPU backend (cross-process CPU collectives); harmless elsewhere.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(**kwargs)
+    try:
+        jax.distributed.initialize(**kwargs)
+    except ValueError as e:  # JAX names its own arguments ("coordinator_address should be defined")
+        if explicit or env:
+            raise
+        raise ValueError(f"distributed.initialize=yes found no cluster to join ({e}): set "
+                         "--config.distributed.coordinator_address=HOST:PORT, distributed.num_processes and "
+                         "distributed.process_id on every process (docs/gpu_cluster.md), or run under SLURM or on "
+                         "a TPU pod, where they are found.") from None
     logging.getLogger("bert_jax").info("distributed: process %d of %d", jax.process_index(), jax.process_count())

@@ -41,7 +41,7 @@ def common_defaults() -> ml_collections.ConfigDict:
     Fields (all overridable as ``--config.<path>=<value>``):
       model.*                  BertConfig fields (Hugging Face names); vocab_size -1 = from the data
       model_dtype              compute dtype: "float32" or "bfloat16" (params stay float32)
-      remat_policy             "none", "full", "dots" ... (see bert_jax.modeling.layers.remat_policy_fn)
+      remat_policy             "none", "full", or a jax.checkpoint_policies name, e.g. "dots_saveable"
       scan_layers              scan over encoder layers (faster compiles for deep models)
       global_batch_size        sequences per optimizer step, over all hosts
       num_microbatches         gradient accumulation steps per optimizer step
@@ -588,7 +588,8 @@ FIELD_HELP = {
     "model.*": "BertConfig fields (Hugging Face names); shape fields -1 = from the data (pretraining: the shards' "
                "vocabulary) or from init_from (fine-tuning)",
     "model_dtype": "compute dtype: float32 or bfloat16 (parameters stay float32); measure per machine (docs/benchmarks.md)",
-    "remat_policy": "activation rematerialisation: none, full, dots, ... (bert_jax.modeling.layers.remat_policy_fn)",
+    "remat_policy": "activation rematerialisation: none, full, or a jax.checkpoint_policies name that takes no "
+                    "arguments, e.g. dots_saveable (bert_jax.modeling.layers.remat_policy_fn)",
     "scan_layers": "scan over encoder layers (faster compiles for deep models; same outputs)",
     "global_batch_size": "sequences per optimizer step, over all hosts",
     "num_microbatches": "gradient accumulation steps per optimizer step (equal to one step on the whole batch)",

@@ -138,9 +138,14 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
     import jax
     from bert_jax import partitioning
     from bert_jax.compile_cache import compilation_cache
+    from bert_jax.modeling.layers import remat_policy_fn
 
     cfg = ml_collections.FrozenConfigDict(config)
     validate(cfg)
+    try:  # before anything is built (it was a traceback from inside the model)
+        remat_policy_fn(cfg.remat_policy)
+    except ValueError as e:
+        raise ConfigError(f"--config.remat_policy: {e}") from None
     try:
         mesh = partitioning.make_mesh(cfg.mesh_shape)
     except ValueError as e:

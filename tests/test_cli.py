@@ -55,3 +55,20 @@ def test_each_run_command_says_what_it_does(command, capsys):
         getattr(launch, f"{command}_main")(["--help"])
     out = capsys.readouterr().out
     assert "entry points" not in out and launch._DESCRIPTIONS[f"bert-jax {command}"].split()[0] in out
+
+
+@pytest.mark.parametrize("override, said", [
+    ("remat_policy=dots", "bert-jax pretrain: --config.remat_policy: Unknown remat_policy 'dots'; use 'none', 'full' "
+                          "or one of ['checkpoint_dots', "),
+    ("distributed.initialize=yes", "bert-jax pretrain: distributed.initialize=yes found no cluster to join "),
+])
+def test_a_setting_jax_refuses_is_one_line_naming_the_field(override, said, tmp_path):
+    """Both were tracebacks (a ValueError from inside the model, or JAX's bare "coordinator_address
+    should be defined.")."""
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, "-m", "bert_jax.cli", "pretrain", "--config",
+                          os.path.join(root, "configs", "pretrain", "tiny.py"), "--workdir", str(tmp_path / "w"),
+                          f"--config.{override}"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and run.stderr.startswith(said) and run.stderr.count("\n") == 1, run.stderr
+    assert not (tmp_path / "w").exists()
