@@ -558,8 +558,24 @@ def recorded_defaults(config, recorded: dict | None, given=None) -> list[str]:
     return filled
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def check_local_path(value: str, flag: str) -> None:
+    """Refuse a URL (``gs://bucket/run``): bert-jax reads and writes through ordinary file paths, and
+    a URL became a local folder named ``gs:`` that failed at the first checkpoint save."""
+    check(not _URL.match(str(value)),
+          f"{flag}={value} is a URL; bert-jax reads and writes ordinary file paths. Mount the bucket (e.g. gcsfuse) "
+          "or copy the files to a disk every process sees, and pass that path (docs/tpu_pod.md).")
+
+
 def validate(cfg) -> None:
     """Checks of the shared fields that need no data, devices or JAX (ranges and choices)."""
+    check_local_path(cfg.get("init_from", ""), "--config.init_from")
+    check_local_path(cfg.get("compilation_cache_dir", ""), "--config.compilation_cache_dir")
+    for name in _INPUT_PATHS + _OTHER_PATHS:
+        if name in cfg.get("data", {}):
+            check_local_path(cfg.data[name], f"--config.data.{name}")
     check(cfg.model_dtype in ("float32", "bfloat16"), f"model_dtype={cfg.model_dtype!r}; use 'float32' or 'bfloat16'.")
     check(cfg.global_batch_size > 0, f"global_batch_size={cfg.global_batch_size} must be positive.")
     check(cfg.num_microbatches > 0, f"num_microbatches={cfg.num_microbatches} must be positive.")
@@ -626,7 +642,7 @@ FIELD_HELP = {
     "peak_flops_per_device": "MFU peak in FLOP/s (0 = bert_jax.flops table)",
     "compilation_cache_dir": "persistent XLA compilation cache ('' = off): a restarted or repeated run loads its "
                              "compiled steps from <dir>/<machine>/ instead of compiling; process 0 writes, all "
-                             "read, so a folder every host reads (gs://...) serves a pod (docs/training.md)",
+                             "read, so a folder every host reads (a shared filesystem or a mounted bucket) serves a pod (docs/training.md)",
     "use_nsp": "add the next-sentence loss",
     "data.train_dir": "pretraining shards (bert-jax data build)",
     "data.eval_dir": "held-out shards for evaluation ('' = none)",

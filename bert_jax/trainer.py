@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 import ml_collections
 
-from bert_jax.run_config import (ConfigError, check, check_same_run, check_same_vocabulary, init_from_error,
-                                 recorded_run, validate)
+from bert_jax.run_config import (ConfigError, check, check_local_path, check_same_run, check_same_vocabulary,
+                                 init_from_error, recorded_run, validate)
 
 log = logging.getLogger("bert_jax")
 
@@ -51,7 +51,8 @@ def atomic_write_text(path: str, text: str) -> None:
 
 
 def check_workdir(workdir: str) -> None:
-    """Refuse a ``--workdir`` that exists but is not a directory (a file, a broken link)."""
+    """Refuse a ``--workdir`` that exists but is not a directory (a file, a broken link), or a URL."""
+    check_local_path(workdir, "--workdir")
     check(not os.path.lexists(workdir) or os.path.isdir(workdir),
           f"--workdir {workdir} exists and is not a directory; pass a directory: a new one, or a run's to resume it.")
 

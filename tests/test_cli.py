@@ -72,3 +72,19 @@ def test_a_setting_jax_refuses_is_one_line_naming_the_field(override, said, tmp_
                           f"--config.{override}"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and run.stderr.startswith(said) and run.stderr.count("\n") == 1, run.stderr
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--workdir", "gs://my-bert/run"], "--workdir=gs://my-bert/run is a URL"),
+    (["--workdir", "w", "--config.data.train_dir=gs://my-bert/shards"], "--config.data.train_dir=gs://my-bert/shards is a URL"),
+])
+def test_a_url_is_refused_before_anything_is_written(flags, named, tmp_path):
+    """``--workdir gs://...`` (as the docs once showed) made a local folder ``gs:``, trained, and
+    failed at the first checkpoint save with hundreds of lines of traceback."""
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, "-m", "bert_jax.cli", "pretrain", "--config",
+                          os.path.join(root, "configs", "pretrain", "tiny.py"), *flags],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 2 and named in run.stderr and "Mount the bucket" in run.stderr, run.stderr
+    assert run.stderr.count("\n") == 1 and os.listdir(tmp_path) == []

@@ -101,3 +101,18 @@ def test_two_processes_warm_start_from_a_one_process_run(two_process_runs, corpu
     assert sorted(got) == sorted(want) == [1, 2, 3]
     for step in want:
         assert abs(got[step] - want[step]) <= 1e-5 * abs(want[step]), (step, got[step], want[step])
+
+
+@pytest.mark.slow
+def test_a_two_process_run_converts_in_one_process(two_process_runs, tmp_path):
+    """``bert-jax convert`` of a run saved by two processes, read by one (docs/tpu_pod.md said this
+    failed with "Topology mismatch"): it exports the run's final parameters."""
+    import numpy as np
+    from bert_jax.convert import cli as convert_cli
+    from bert_jax.modeling import BertForPreTraining
+    run = two_process_runs["run"]
+    assert convert_cli.main(["--from", "bert-jax", str(run), "--to-hf", str(tmp_path / "hf")]) == 0
+    saved, _ = checkpointing.restore_params_to_cpu(str(run / "checkpoints"))
+    exported = BertForPreTraining.from_pretrained(tmp_path / "hf").params
+    np.testing.assert_array_equal(np.asarray(exported["bert"]["embeddings"]["word_embeddings"]["embedding"]),
+                                  np.asarray(saved["bert"]["embeddings"]["word_embeddings"]["embedding"]))
