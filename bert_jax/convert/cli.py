@@ -242,6 +242,11 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
                          f"{', '.join(TASK_MODULES)}.")
     params, report = hf.hf_state_dict_to_params(state, config, target, seed=seed)
     tokenizer = _tokenizer_files(source, is_run)
+    tokens = len(tokenizer.get("vocab.txt", b"").splitlines())
+    if tokens > config.vocab_size:  # its ids would index past the embedding table
+        logger.warning("%s: its vocab.txt has %d tokens but the model embeds %d: it is not the vocabulary this model "
+                       "was trained with; copied as it is, replace it in the output with the right one.",
+                       source, tokens, config.vocab_size)
     if overwrite:
         _remove_model_files(destination)
     if to == "hf":

@@ -129,6 +129,26 @@ def test_a_copied_folder_reads_its_own_weights_not_those_its_checkpoint_file_nam
         np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg="/".join(key))
 
 
+def test_a_vocabulary_larger_than_the_embedding_is_warned_about(tiny_kwargs, tmp_path, caplog):
+    """A vocab.txt of another model beside the checkpoint was copied into the export unsaid; a
+    tokenizer loaded from it then gives ids past the embedding table."""
+    model = BertForPreTraining(BertConfig(**tiny_kwargs), seed=3)
+    tf.save_tf_checkpoint(model.params, model.config, str(tmp_path / "tf"), "BertForPreTraining")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    words = sorted(set(open(os.path.join(root, "data", "corpus", "faq.txt"), encoding="utf-8").read().split()))
+    for name, size in (("fits", model.config.vocab_size), ("larger", model.config.vocab_size + 5)):
+        (tmp_path / "tf" / "vocab.txt").write_text("\n".join(words[:size]) + "\n", encoding="utf-8")
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="bert_jax"):
+            assert cli.main(["--from", "tf", str(tmp_path / "tf"), "--to-hf", str(tmp_path / name)]) == 0
+        warned = [r.getMessage() for r in caplog.records if "the model embeds" in r.getMessage()]
+        assert warned == ([] if name == "fits" else [
+            f"{tmp_path / 'tf'}: its vocab.txt has {size} tokens but the model embeds {model.config.vocab_size}: it "
+            "is not the vocabulary this model was trained with; copied as it is, replace it in the output with the "
+            "right one."]), warned
+        assert (tmp_path / name / "vocab.txt").read_bytes() == (tmp_path / "tf" / "vocab.txt").read_bytes()
+
+
 def test_bert_config_missing_field_names_file_and_field(tmp_path):
     config = dict(TF_CONFIG)
     del config["intermediate_size"]
