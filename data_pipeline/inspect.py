@@ -9,18 +9,17 @@ with the loader's epoch-0 masks (seed 0).
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
 from data_pipeline import masking, shards
-from data_pipeline.loader import read_vocab_file
+from data_pipeline.loader import read_shard_vocab
 
 
 def collect(directory: str, max_examples: int | None = None) -> tuple[dict, dict[str, np.ndarray], list[str]]:
     """Loads (up to ``max_examples``) examples of all shards, masked; returns (manifest, fields, vocab list)."""
     directory, manifest = shards.load_manifest(directory)
-    tokens = list(read_vocab_file(os.path.join(directory, shards.VOCAB)))
+    tokens = list(read_shard_vocab(directory, manifest))
     parts: dict[str, list[np.ndarray]] = {}
     taken = 0
     for info in manifest["shards"]:

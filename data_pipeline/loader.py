@@ -51,6 +51,25 @@ def read_vocab_file(path: str) -> dict[str, int]:
         return {line.rstrip("\n"): i for i, line in enumerate(f)}
 
 
+def read_shard_vocab(directory: str, manifest: dict) -> dict[str, int]:
+    """The shards' own ``vocab.txt`` (token -> id), checked against the digest their manifest
+    records: one replaced since (another model's, by a copy or a convert into the folder) would
+    give their ids other words, or ids past its end.
+
+    Raises:
+      shards.ShardError: naming the file, both sizes and what to do.
+    """
+    vocab_path = os.path.join(directory, shards.VOCAB)
+    vocab = read_vocab_file(vocab_path)
+    if shards.vocab_hash(list(vocab)) != manifest["vocab_hash"]:
+        raise shards.ShardError(
+            f"{vocab_path} ({len(vocab)} tokens) is not the vocabulary these shards were built with "
+            f"({manifest.get('vocab_size', '?')} tokens, sha256 {manifest['vocab_hash'][:16]}... in manifest.json), "
+            f"so their token ids would mean other words. Put back the vocab.txt they were built with, or build shards "
+            f"with the new one into a new folder: bert-jax data build --vocab NEW_VOCAB --output NEW_DIR ...")
+    return vocab
+
+
 class PretrainingLoader:
     """Iterable of per-host numpy batches from built shards.
 
@@ -129,14 +148,7 @@ class PretrainingLoader:
             m["whole_word_masking"] if whole_word_masking is None else whole_word_masking,
         )
         self.masks_in_loader = built_dynamic
-        vocab_path = os.path.join(self.directory, shards.VOCAB)
-        vocab = read_vocab_file(vocab_path)
-        if shards.vocab_hash(list(vocab)) != m["vocab_hash"]:
-            raise shards.ShardError(
-                f"{vocab_path} ({len(vocab)} tokens) is not the vocabulary these shards were built with "
-                f"({m.get('vocab_size', '?')} tokens, sha256 {m['vocab_hash'][:16]}... in manifest.json), so their "
-                f"token ids would mean other words. Put back the vocab.txt they were built with, or build shards "
-                f"with the new one into a new folder: bert-jax data build --vocab NEW_VOCAB --output NEW_DIR ...")
+        vocab = read_shard_vocab(self.directory, m)
         self.vocab = masking.VocabInfo.from_vocab(vocab, os.path.join(self.directory, shards.VOCAB))
 
         self._shards = [shards.open_shard(self.directory, s, verify_checksums) for s in m["shards"]]

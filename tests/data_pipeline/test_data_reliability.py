@@ -568,6 +568,12 @@ def test_a_cased_vocabulary_is_built_cased_without_a_flag_and_inspect_output_may
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+    # the shards' vocab.txt replaced by a smaller one (a convert --overwrite into the folder): an
+    # IndexError traceback; now the loader's refusal, which names the file and what to do
+    (tmp_path / "out_True" / "vocab.txt").write_text("".join(f"{t}\n" for t in open(vocab_file).read().split()[:500]))
+    bad = subprocess.run(inspect, capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "is not the vocabulary these shards were built with" in bad.stderr, bad.stderr
+    assert "Put back the vocab.txt" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_an_hf_input_naming_a_missing_local_path_is_refused_before_anything_is_written(tmp_path, vocab_file):
