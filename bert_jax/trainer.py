@@ -229,9 +229,6 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     manager, latest = _open_checkpoints(cfg, workdir, ckpt_dir, open_manager)
     recorded = recorded_run(workdir) if latest is not None else None
     said = check_same_run(cfg, workdir, "resume", recorded)
-    if said:  # what a non-finite stop advises changing: allowed, said, and recorded below
-        log.warning("resuming at step %d with %s (config.json records the change under resolved.resumed_with)",
-                    latest, "; ".join(map(str, said)))
     try:
         job = make_job(cfg, params_key, resuming=latest is not None)
         optim_cfg = ml_collections.ConfigDict(cfg.optim.to_dict())
@@ -241,6 +238,14 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         tx, schedule = optim.make_optimizer(optim_cfg), optim.make_schedule(optim_cfg)
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(str(e)) from None
+    if said and latest >= int(optim_cfg.total_steps):
+        # no step would take the new settings, yet config.json would describe the run by them
+        raise ConfigError(f"{workdir} is finished (step {latest} of {int(optim_cfg.total_steps)}): "
+                          f"{'; '.join(map(str, said))} would change no step. Drop the change to run its final "
+                          "evaluation again, or raise --config.optim.total_steps to train on with it.")
+    if said:  # what a non-finite stop advises changing: allowed, said, and recorded below
+        log.warning("resuming at step %d with %s (config.json records the change under resolved.resumed_with)",
+                    latest, "; ".join(map(str, said)))
     if latest is not None:
         check_same_vocabulary(recorded, job.info, workdir, "resume")
     task, model_cfg, loader = job.task, job.model_config, job.loader

@@ -210,6 +210,19 @@ def test_resuming_with_another_recipe_is_refused_and_writes_nothing(shards, tmp_
     recorded = json.load(open(os.path.join(run, "config.json")))
     assert recorded["optim"]["learning_rate"] == 1e-3
     assert recorded["resolved"]["resumed_with"] == [{"step": 6, "changes": ["optim.learning_rate 0.002 -> 0.001"]}]
+    # run again once finished, with a learning rate that no step would take: refused, nothing
+    # said as resuming or recorded (config.json described the whole run by it); as advised, the
+    # run's own settings run its end again
+    before = {name: open(os.path.join(run, name)).read() for name in before}
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="bert_jax"), pytest.raises(ConfigError) as error:
+        launch.run_pretraining(small(shards, "optim.total_steps=8", "optim.learning_rate=5e-4"), run)
+    assert f"{run} is finished (step 8 of 8): optim.learning_rate 0.001 -> 0.0005 would change no step" \
+        in str(error.value) and "resuming" not in caplog.text
+    assert {name: open(os.path.join(run, name)).read() for name in before} == before
+    result = launch.run_pretraining(small(shards, "optim.total_steps=8", "checkpoint.every_steps=3",
+                                          "optim.learning_rate=1e-3"), run)
+    assert result["start_step"] == 8
 
 
 def test_init_from_missing_path_names_the_path(tmp_path):
