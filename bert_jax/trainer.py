@@ -163,7 +163,7 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
     params_key, dropout_key = jax.random.split(root)
     # One run per workdir (process 0 holds the lock for the whole run). A refused run on a
     # workdir that did not exist leaves nothing behind, not even the lock file.
-    lock, created = None, not os.path.exists(workdir)
+    lock, made = None, _first_missing(workdir)
     if jax.process_index() == 0:
         from bert_jax.workdir_lock import WorkdirLock, WorkdirLocked
         lock = WorkdirLock(workdir)
@@ -179,12 +179,36 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
             lock.release()
             lock = None
             if os.path.isdir(workdir) and set(os.listdir(workdir)) <= {".lock"}:
-                # refused before anything was written: remove the lock file (and the folder we made)
-                shutil.rmtree(workdir, ignore_errors=True) if created else os.remove(os.path.join(workdir, ".lock"))
+                # refused before anything was written: remove the lock file (and the folders we made)
+                if made is None:
+                    os.remove(os.path.join(workdir, ".lock"))
+                else:
+                    _remove_made(workdir, made)
         raise
     finally:
         if lock is not None:
             lock.release()
+
+
+def _first_missing(path: str) -> str | None:
+    """The outermost folder of ``path`` that does not exist yet (the run will make it and those
+    inside it), or None when ``path`` exists."""
+    path, top = os.path.abspath(path), None
+    while not os.path.exists(path) and path != os.path.dirname(path):
+        path, top = os.path.dirname(path), path
+    return top
+
+
+def _remove_made(workdir: str, made: str) -> None:
+    """Remove ``workdir`` and the now empty folders above it up to ``made`` (``_first_missing``)."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    path = os.path.dirname(os.path.abspath(workdir))
+    while len(path) >= len(made) and path.startswith(made):
+        try:
+            os.rmdir(path)  # only if empty: another process may have put something there
+        except OSError:
+            return
+        path = os.path.dirname(path)
 
 
 def _open_checkpoints(cfg, workdir: str, ckpt_dir: str, open_manager):

@@ -226,12 +226,14 @@ def test_resuming_with_another_recipe_is_refused_and_writes_nothing(shards, tmp_
 
 
 def test_init_from_missing_path_names_the_path(tmp_path):
-    code_out = cli(["finetune", "--config", DOCS, "--workdir", str(tmp_path / "ft"),
+    """...and the refused run leaves nothing, not even the folders above a new workdir."""
+    (tmp_path / "mine").mkdir()
+    code_out = cli(["finetune", "--config", DOCS, "--workdir", str(tmp_path / "mine" / "new" / "sub" / "ft"),
                     "--config.init_from=/does/not/exist"])
     assert code_out.returncode == 2
     assert "init_from='/does/not/exist' does not exist" in code_out.stderr
     assert "vocabulary" not in code_out.stderr
-    assert not os.path.exists(tmp_path / "ft")
+    assert os.listdir(tmp_path) == ["mine"] and os.listdir(tmp_path / "mine") == []
 
 
 def test_init_from_with_another_vocabulary_size_gives_advice_that_works(shards, tmp_path):
