@@ -202,10 +202,15 @@ def load_manifest(path: str) -> tuple[str, dict]:
     if not os.path.exists(path):
         raise ShardError(f"{path} does not exist; pass a built shard directory or its {MANIFEST}")
     directory = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    if not os.path.isdir(path) and os.path.basename(path) != MANIFEST:  # a shard file, say: its folder was meant
+        raise ShardError(f"{path} is a file; pass the shard directory that holds it ({directory}) or its {MANIFEST}")
     manifest_path = os.path.join(directory, MANIFEST) if os.path.isdir(path) else path
     if not os.path.exists(manifest_path):
         hint = ""
-        if os.path.exists(os.path.join(directory, OPTIONS)) and not glob.glob(os.path.join(glob.escape(directory), "shard-*")):
+        below = sorted(os.path.dirname(m) for m in glob.glob(os.path.join(glob.escape(directory), "*", MANIFEST)))
+        if below:  # the folder above the shards
+            hint = f" (it is in {', '.join(below[:3])}{', ...' if len(below) > 3 else ''}: pass that folder)"
+        elif os.path.exists(os.path.join(directory, OPTIONS)) and not glob.glob(os.path.join(glob.escape(directory), "shard-*")):
             # e.g. inputs without a document: the same command would fail the same way
             hint = (" (a build started here but made no shard; run bert-jax data build again, with inputs that hold "
                     "text if it said it found no documents)")

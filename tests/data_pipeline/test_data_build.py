@@ -121,6 +121,15 @@ def test_bad_inputs_have_clear_messages(tmp_path, small_corpus, vocab_file, capl
                                                 r"again, with inputs that hold text"):
         shards.load_manifest(str(tmp_path / "out_empty"))
     assert build.build(make_options([small_corpus], vocab_file), str(tmp_path / "out_empty")) is not None
+    # a shard file, or the folder above the shards, given for the shard folder: named as such (the
+    # file was called damaged, with advice to rebuild it; the folder above had no hint)
+    shard_file = sorted(tmp_path.glob("out_empty/shard-*"))[0]
+    with pytest.raises(shards.ShardError, match=rf"{shard_file} is a file; pass the shard directory that holds "
+                                                rf"it \({tmp_path / 'out_empty'}\)"):
+        shards.load_manifest(str(shard_file))
+    with pytest.raises(shards.ShardError, match=rf"no manifest.json in {tmp_path} \(it is in "
+                                                rf"{tmp_path / 'out_empty'}: pass that folder\)"):
+        shards.load_manifest(str(tmp_path))
 
 
 def test_one_sentence_documents_and_long_lines_warn_and_build(tmp_path, vocab_file, caplog):
