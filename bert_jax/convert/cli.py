@@ -17,6 +17,7 @@ given; a training workdir is never written into.
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import os
 import sys
@@ -210,7 +211,11 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
     from bert_jax.modeling.modules import TASK_MODULES
 
     if not os.path.isdir(source):
-        raise FileNotFoundError(f"source {source!r} is not a directory.")
+        folder = os.path.dirname(source) or "."
+        if os.path.isfile(source) or glob.glob(glob.escape(source) + ".*"):  # a file, or a TF checkpoint prefix
+            raise FileNotFoundError(f"source {source!r} is a file (or a checkpoint's file prefix); pass the folder that "
+                                    f"holds it: {folder}")
+        raise FileNotFoundError(f"source {source!r} does not exist; check the path.")
     if target is not None and target not in TASK_MODULES:
         import difflib
         close = difflib.get_close_matches(target, list(TASK_MODULES), n=1)
@@ -234,6 +239,9 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
     elif source_format == "tf":
         state, config, source_target, _ = tf.load_tf_checkpoint(source, target)  # logs what it skipped
     else:
+        if tf.is_tf_checkpoint(source) and not os.path.isfile(os.path.join(source, "config.json")):
+            raise FileNotFoundError(f"{source!r} holds an original TensorFlow checkpoint (*.index), not a Hugging Face "
+                                    "model: convert it with --from tf.")
         state, config = hf.load_hf_checkpoint(source)
         source_target = (config.extra.get("architectures") or [None])[0]
     target = target or source_target

@@ -270,6 +270,19 @@ def test_a_folder_without_a_tensorflow_checkpoint_is_named_as_such(tmp_path, cap
     assert cli.main(["--from", "tf", str(tmp_path / "hf"), "--to", str(tmp_path / "out")]) == 2
     assert "looks like a Hugging Face model directory: use --from hf" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    # the checkpoint's prefix (a TensorFlow habit), one of its files, or a mistyped folder: each
+    # was "is not a directory"
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "bert_model.ckpt.index").write_bytes(b"")
+    for given in ("bert_model.ckpt", "bert_model.ckpt.index"):
+        assert cli.main(["--from", "tf", str(tmp_path / "ckpt" / given), "--to", str(tmp_path / "out")]) == 2
+        assert f"pass the folder that holds it: {tmp_path / 'ckpt'}" in capsys.readouterr().err
+    assert cli.main(["--from", "tf", str(tmp_path / "ckpnt"), "--to", str(tmp_path / "out")]) == 2
+    assert f"source '{tmp_path / 'ckpnt'}' does not exist; check the path." in capsys.readouterr().err
+    assert cli.main(["--from", "hf", str(tmp_path / "ckpt"), "--to", str(tmp_path / "out")]) == 2  # "No config.json"
+    assert "holds an original TensorFlow checkpoint (*.index), not a Hugging Face model: convert it with --from tf" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_shape_mismatch_is_an_error_naming_it(tf_dirs):
