@@ -203,8 +203,8 @@ class StopHook(Hook):
             remote = self.signum is None
             if remote:  # another process was signalled; stop like a preemption (exit 143)
                 self.signum = signal.SIGTERM
-            log.warning("%s: saving a checkpoint at step %d and stopping%s", signal.Signals(self.signum).name, step,
-                        " (the signal reached another process)" if remote else "")
+            log.warning("%s: saving a checkpoint at step %d and stopping%s; the same command resumes from it",
+                        signal.Signals(self.signum).name, step, " (the signal reached another process)" if remote else "")
             self.checkpoint.save_now(step, state, force=True)
             self.stopped = True
             raise StopTraining

@@ -155,7 +155,7 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
     gbs, nmb = cfg.global_batch_size, cfg.num_microbatches
     check((gbs // nmb) % dp == 0,
           f"global_batch_size={gbs} / num_microbatches={nmb} = {gbs // nmb} is not divisible by the "
-          f"data-parallel size {dp} (mesh data x fsdp); make it a multiple of {dp * nmb}.")
+          f"data-parallel size {dp} (mesh data x fsdp); make global_batch_size a multiple of {dp * nmb}.")
     check(gbs % jax.process_count() == 0,
           f"global_batch_size={gbs} is not divisible by the {jax.process_count()} processes.")
     check_workdir(workdir)

@@ -326,6 +326,7 @@ def test_ctrl_c_saves_the_current_step_and_exits_130(shards, tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "SIGINT: saving a checkpoint" in err
+    assert "and stopping; the same command resumes from it" in err  # it said how to go on nowhere
     step = checkpointing.make_manager(str(run / "checkpoints")).latest_step()
     assert step is not None and step == max(r["step"] for r in rows(str(run)))
 
