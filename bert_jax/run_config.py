@@ -24,6 +24,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 from typing import NamedTuple
 
 import ml_collections
@@ -419,21 +420,31 @@ class Change(NamedTuple):
         return f"{self.field} {self.before!r} -> {self.now!r}"
 
 
-def recipe_changes(recorded: dict, cfg) -> list[Change]:
+def recipe_changes(recorded: dict, cfg, *, shapes: bool = False) -> list[Change]:
     """Each setting of the recorded run that ``cfg`` changes and a resume may not
-    (``_RESUME_MAY_CHANGE``), by field name; fields only one side knows, model sizes and
-    ``scan_layers`` are not compared (the checkpoint's shapes and layout are checked on their own,
-    with advice for each)."""
+    (``_RESUME_MAY_CHANGE``), by field name. Fields only one side knows are not compared, nor,
+    unless ``shapes``, model sizes and ``scan_layers`` (the checkpoint's shapes and layout are
+    checked on their own, with advice for each)."""
     before = _flat({k: v for k, v in recorded.items() if k != "resolved"})
     now = _flat(_as_json(cfg.to_dict()))
     changes = []
     for key in sorted(before.keys() & now.keys()):
-        if _RESUME_MAY_CHANGE.match(key) or key == "scan_layers" or before[key] == now[key]:
+        if _RESUME_MAY_CHANGE.match(key) or before[key] == now[key] or (key == "scan_layers" and not shapes):
             continue
-        if key.startswith("model.") and (-1 in (before[key], now[key]) or key[len("model."):] in SHAPE_FIELDS):
+        if key.startswith("model.") and (-1 in (before[key], now[key]) or
+                                         (key[len("model."):] in SHAPE_FIELDS and not shapes)):
             continue  # left to the checkpoint, or refused by its shape check, which says how to match it
         changes.append(Change(key, before[key], now[key]))
     return changes
+
+
+def _flag(change: Change) -> str:
+    """The override that gives ``change.field`` its recorded value back."""
+    def value(v):
+        if isinstance(v, list):  # config.json's lists are the config's tuples
+            return "(" + ",".join(map(value, v)) + ("," if len(v) == 1 else "") + ")"
+        return shlex.quote(v) if isinstance(v, str) else repr(v)
+    return f"--config.{change.field}={value(change.before)}"
 
 
 def recorded_run(workdir: str) -> dict | None:
@@ -474,11 +485,14 @@ def check_same_run(cfg, workdir: str, doing: str, recorded: dict | None) -> list
     changes = recipe_changes(recorded, cfg)
     refused = [c for c in changes if not _RESUME_SAYS.match(c.field)]
     if refused:
+        # the model's shape too, named here at once (its own check would refuse it on the next try)
+        refused += [c for c in recipe_changes(recorded, cfg, shapes=True) if c not in changes]
         raise ConfigError(f"{workdir} holds a run started with other settings (its config.json): "
                           f"{'; '.join(map(str, refused))}. Resuming would train its remaining steps with other "
                           "settings than its first ones, and its record would describe them all by the new. Resume "
-                          "it with the settings it was started with (a resume may change optim.total_steps and the "
-                          "logging, evaluation and checkpoint intervals), or use a new --workdir.")
+                          f"it with the settings it was started with ({' '.join(map(_flag, refused))}; a resume may "
+                          "change optim.total_steps, the learning rate, warmup and clipping, and the logging, "
+                          "evaluation and checkpoint intervals), or use a new --workdir.")
     return changes
 
 

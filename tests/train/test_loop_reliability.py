@@ -4,6 +4,7 @@ handled without losing or mixing work (docs/reliability.md names these tests).""
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -194,13 +195,19 @@ def test_resuming_with_another_recipe_is_refused_and_writes_nothing(shards, tmp_
     run = str(tmp_path / "run")
     launch.run_pretraining(small(shards, "optim.total_steps=4", "checkpoint.every_steps=2"), run)
     before = {name: open(os.path.join(run, name)).read() for name in ("config.json", "metrics.jsonl")}
+    changed = ("global_batch_size=4", "seed=5", "model.hidden_size=48")
     with pytest.raises(ConfigError) as error:
-        launch.run_pretraining(small(shards, "optim.total_steps=6", "checkpoint.every_steps=2",
-                                     "global_batch_size=4", "seed=5", "optim.learning_rate=1e-3"), run)
-    assert "global_batch_size 8 -> 4; seed 0 -> 5. Resuming" in str(error.value), str(error.value)
+        launch.run_pretraining(small(shards, "optim.total_steps=6", "checkpoint.every_steps=2", *changed,
+                                     "optim.learning_rate=1e-3"), run)
+    # the model's shape is named with the rest (it came as a second refusal, after the first was followed)
+    assert "global_batch_size 8 -> 4; seed 0 -> 5; model.hidden_size 32 -> 48. Resuming" in str(error.value), \
+        str(error.value)
     assert {name: open(os.path.join(run, name)).read() for name in before} == before
+    flags = re.search(r"started with \((--config\.[^;]*);", str(error.value)).group(1).split()
+    assert flags == ["--config.global_batch_size=8", "--config.seed=0", "--config.model.hidden_size=32"]
     result = launch.run_pretraining(small(shards, "optim.total_steps=6", "checkpoint.every_steps=3",
-                                          "log_every_steps=2"), run)  # as advised: same recipe, longer
+                                          "log_every_steps=2", *changed,
+                                          *(f.removeprefix("--config.") for f in flags)), run)  # as advised
     assert result["start_step"] == 4 and result["step"] == 6
     with caplog.at_level("WARNING", logger="bert_jax"):
         result = launch.run_pretraining(small(shards, "optim.total_steps=8", "checkpoint.every_steps=3",
