@@ -235,7 +235,9 @@ def run_finetuning(config, workdir: str) -> dict:
         one = config.copy_and_resolve_references()
         one.seed, one.seeds = int(seed), ()
         log.info("seed %d -> %s", seed, os.path.join(workdir, f"seed_{seed}"))
-        result = run_training(one, os.path.join(workdir, f"seed_{seed}"), finetune_job)
+        # a seed finished before a later one stopped on a NaN: the advised lower learning rate
+        # reruns the command, and trains no step of the finished seed
+        result = run_training(one, os.path.join(workdir, f"seed_{seed}"), finetune_job, finished_keeps_record=True)
         runs[int(seed)] = result
         if result.get("preempted"):
             return {"runs": runs, "preempted": True, "exit_code": result["exit_code"], "step": result["step"]}

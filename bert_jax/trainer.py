@@ -114,13 +114,16 @@ def _quarantine(ckpt_dir: str, first_bad_step: int) -> list[int]:
     return moved
 
 
-def run_training(config, workdir: str, make_job: Callable) -> dict:
+def run_training(config, workdir: str, make_job: Callable, *, finished_keeps_record: bool = False) -> dict:
     """Train (or resume) ``make_job``'s job in ``workdir``.
 
     Args:
       config: a ``ConfigDict`` with the ``run_config.common_defaults`` fields plus the mode's own.
       workdir: run directory; an existing checkpoint there is resumed (it wins over ``init_from``).
       make_job: ``(frozen_config, params_key, *, resuming) -> bert_jax.tasks.TrainingJob``.
+      finished_keeps_record: a finished run given settings a resume may change (the learning
+        rate...) redoes its final evaluation and keeps its own in config.json, instead of being
+        refused (a multi-seed run: the seeds already finished when a later one is rerun).
     Returns:
       The last logged train metrics plus ``step``, ``start_step`` (where this invocation began),
       ``preempted``, ``exit_code`` (0, or 143 / 130 after SIGTERM / SIGINT) and ``eval``
@@ -173,7 +176,8 @@ def run_training(config, workdir: str, make_job: Callable) -> dict:
             raise ConfigError(str(e)) from None
     try:
         with compilation_cache(cfg.compilation_cache_dir):
-            return _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, lock)
+            return _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, lock,
+                               finished_keeps_record)
     except BaseException:
         if lock is not None:
             lock.release()
@@ -236,7 +240,8 @@ def _open_checkpoints(cfg, workdir: str, ckpt_dir: str, open_manager):
     return manager, latest
 
 
-def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, lock) -> dict:
+def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, lock,
+                finished_keeps_record=False) -> dict:
     import jax
     from bert_jax import checkpointing, flops, hooks as hooks_lib, optim, partitioning, train
     from bert_jax.modeling.layers import DropoutTooLarge
@@ -262,11 +267,16 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
         tx, schedule = optim.make_optimizer(optim_cfg), optim.make_schedule(optim_cfg)
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(str(e)) from None
+    kept = []  # changes no step takes: config.json keeps the run's own values
     if said and latest >= int(optim_cfg.total_steps):
         # no step would take the new settings, yet config.json would describe the run by them
-        raise ConfigError(f"{workdir} is finished (step {latest} of {int(optim_cfg.total_steps)}): "
-                          f"{'; '.join(map(str, said))} would change no step. Drop the change to run its final "
-                          "evaluation again, or raise --config.optim.total_steps to train on with it.")
+        if not finished_keeps_record:
+            raise ConfigError(f"{workdir} is finished (step {latest} of {int(optim_cfg.total_steps)}): "
+                              f"{'; '.join(map(str, said))} would change no step. Drop the change to run its final "
+                              "evaluation again, or raise optim.total_steps (or num_epochs) to train on with it.")
+        log.info("%s is finished (step %d): %s would change no step; its config.json keeps its own", workdir,
+                 latest, "; ".join(map(str, said)))
+        kept, said = said, []
     if said:  # what a non-finite stop advises changing: allowed, said, and recorded below
         log.warning("resuming at step %d with %s (config.json records the change under resolved.resumed_with)",
                     latest, "; ".join(map(str, said)))
@@ -316,6 +326,12 @@ def _run_locked(config, cfg, workdir, make_job, mesh, params_key, dropout_key, l
     if jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
         resolved = json.loads(config.to_json_best_effort())
+        for change in kept:
+            *parents, leaf = change.field.split(".")
+            node = resolved
+            for key in parents:
+                node = node[key]
+            node[leaf] = change.before
         # the model as built (a fine-tuning config leaves its shape at -1, "that of init_from"), so
         # this run can itself be an init_from, or be evaluated without repeating init_from
         resolved["resolved"] = {"mesh": dict(mesh.shape), "vocab_size": model_cfg.vocab_size,

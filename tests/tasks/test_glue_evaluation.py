@@ -270,6 +270,17 @@ def test_several_seeds_give_a_summary_with_mean_and_std(run, capsys):
     assert acc["mean"] == pytest.approx(sum(per_seed) / 2)
     assert acc["std"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
     assert "mean +- std over seeds [0, 1]" in capsys.readouterr().out
+    # a third seed at a lower learning rate (what a NaN stop of that seed advises): the finished
+    # seeds train no step and keep their record, where the whole command was refused
+    recorded = [json.load(open(os.path.join(workdir, f"seed_{s}", "config.json"))) for s in (0, 1)]
+    code = launch.finetune_main(["--config", RTE, "--workdir", workdir, "--config.seeds=0,1,2",
+                                 "--config.optim.total_steps=2", "--config.checkpoint.every_steps=0",
+                                 *[f"--config.{a}" for a in run["args"]], "--config.optim.learning_rate=1e-5"])
+    assert code == 0, capsys.readouterr().err
+    assert [json.load(open(os.path.join(workdir, f"seed_{s}", "config.json"))) for s in (0, 1)] == recorded
+    third = json.load(open(os.path.join(workdir, "seed_2", "config.json")))
+    assert third["optim"]["learning_rate"] == 1e-5 and "resumed_with" not in third["resolved"]
+    assert json.load(open(os.path.join(workdir, "eval", "summary.json")))["seeds"] == [0, 1, 2]
 
 
 def test_evaluating_with_another_model_shape_is_refused_in_one_line(run, capsys):
