@@ -4,7 +4,7 @@ A restarted or repeated run whose programs are unchanged loads its compiled step
 instead of compiling them again: on a pod, after a preemption, that is minutes of start-up.
 JAX keys each entry by the program, its compile options, the backend and the device kind. Only
 process 0 writes entries and every process reads them, so a folder all hosts can read (a
-shared filesystem or a mounted bucket) saves every host's compile; a host-local folder saves process
+shared filesystem, or ``gs://bucket/xla_cache``, which JAX reads itself) saves every host's compile; a host-local folder saves process
 0's. On CPUs the entries sit under a folder per CPU model and flags (``machine_tag``), so only
 hosts with process 0's CPU find them. Entries are executable code: use a folder only trusted
 users can write to.

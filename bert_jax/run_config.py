@@ -439,12 +439,13 @@ def recipe_changes(recorded: dict, cfg, *, shapes: bool = False) -> list[Change]
 
 
 def _flag(change: Change) -> str:
-    """The override that gives ``change.field`` its recorded value back."""
-    def value(v):
-        if isinstance(v, list):  # config.json's lists are the config's tuples
-            return "(" + ",".join(map(value, v)) + ("," if len(v) == 1 else "") + ")"
-        return shlex.quote(v) if isinstance(v, str) else repr(v)
-    return f"--config.{change.field}={value(change.before)}"
+    """The override that gives ``change.field`` its recorded value back, quoted for a shell."""
+    v = change.before
+    if isinstance(v, list):  # config.json's lists are the config's tuples; names quoted (bare, '(a' is a name)
+        text = "(" + ",".join(map(repr, v)) + ("," if len(v) == 1 else "") + ")"
+    else:
+        text = v if isinstance(v, str) else repr(v)
+    return shlex.quote(f"--config.{change.field}={text}")
 
 
 def recorded_run(workdir: str) -> dict | None:
@@ -586,7 +587,6 @@ def check_local_path(value: str, flag: str) -> None:
 def validate(cfg) -> None:
     """Checks of the shared fields that need no data, devices or JAX (ranges and choices)."""
     check_local_path(cfg.get("init_from", ""), "--config.init_from")
-    check_local_path(cfg.get("compilation_cache_dir", ""), "--config.compilation_cache_dir")
     for name in _INPUT_PATHS + _OTHER_PATHS:
         if name in cfg.get("data", {}):
             check_local_path(cfg.data[name], f"--config.data.{name}")
@@ -656,7 +656,7 @@ FIELD_HELP = {
     "peak_flops_per_device": "MFU peak in FLOP/s (0 = bert_jax.flops table)",
     "compilation_cache_dir": "persistent XLA compilation cache ('' = off): a restarted or repeated run loads its "
                              "compiled steps from <dir>/<machine>/ instead of compiling; process 0 writes, all "
-                             "read, so a folder every host reads (a shared filesystem or a mounted bucket) serves a pod (docs/training.md)",
+                             "read, so a folder every host reads (a shared filesystem, or gs://... read by JAX itself) serves a pod (docs/training.md)",
     "use_nsp": "add the next-sentence loss",
     "data.train_dir": "pretraining shards (bert-jax data build)",
     "data.eval_dir": "held-out shards for evaluation ('' = none)",

@@ -9,7 +9,8 @@
 # a path every worker sees (a shared filesystem, or a gcsfuse mount of a bucket:
 # gs:// URLs are not read directly; docs/tpu_pod.md), so a restart of this same
 # command resumes from the latest checkpoint. The arguments reach the workers as
-# given (quoted for their shell), and this script exits with the run's status.
+# given (quoted for their shell: $HOME or ~ in them is not expanded there, so give
+# absolute paths), and each worker's command ends with the run's status (not tee's).
 set -euo pipefail
 if [ $# -lt 4 ]; then
   echo "usage: $0 TPU_NAME ZONE CONFIG WORKDIR [--config.x=v ...]" >&2

@@ -225,3 +225,20 @@ def test_a_vocabulary_rewritten_in_place_is_named_as_such_not_advised_again(tmp_
         message = str(error.value)
         assert "has been rewritten or removed since: restore the vocab.txt it was trained with" in message
         assert f"--config.data.vocab_file={vocab}" not in message and message.endswith(tail), message
+
+
+def test_the_flags_a_refused_resume_gives_read_back_as_the_recorded_values():
+    """Pasted into a shell, each flag gives the field its recorded value back: a tuple of names was
+    a bash syntax error (unquoted parentheses), and quoted it still split into '(a' ... 'b)'."""
+    import shlex
+    import ml_collections
+    from bert_jax.run_config import Change, _as_json, _flag, apply_override
+    recorded = {"labels": ("O", "B-PER", "I-PER"), "lengths": (32, 64), "one": (128,), "none": (), "lr": 1e-5,
+                "name": "it's a b", "flag": True, "steps": 3, "empty": ""}
+    for field, value in recorded.items():
+        config = ml_collections.ConfigDict({field: value})
+        config[field] = type(value)() if not isinstance(value, (bool, int, float)) else (not value if isinstance(
+            value, bool) else value + 1)
+        (flag,) = shlex.split(_flag(Change(field, _as_json(value), "changed")))
+        apply_override(config, flag.removeprefix("--config."))
+        assert config[field] == value and type(config[field]) is type(value), (field, flag, config[field])

@@ -212,9 +212,15 @@ def convert(source_format: str, source: str, destination: str, to: str, target: 
 
     if not os.path.isdir(source):
         folder = os.path.dirname(source) or "."
-        if os.path.isfile(source) or glob.glob(glob.escape(source) + ".*"):  # a file, or a TF checkpoint prefix
+        if os.path.isfile(source) and source.endswith((".zip", ".tar.gz", ".tgz", ".tar")):
+            raise FileNotFoundError(f"source {source!r} is an archive; unpack it and pass the folder it holds.")
+        if os.path.isfile(source) or os.path.isfile(source + ".index"):  # a file, or a TF checkpoint prefix
             raise FileNotFoundError(f"source {source!r} is a file (or a checkpoint's file prefix); pass the folder that "
                                     f"holds it: {folder}")
+        packed = [p for p in glob.glob(glob.escape(source) + ".*") if p.endswith((".zip", ".tar.gz", ".tgz", ".tar"))]
+        if packed:  # Google's releases come as NAME.zip
+            raise FileNotFoundError(f"source {source!r} does not exist, but {packed[0]} does: unpack it and pass the "
+                                    "folder it holds.")
         raise FileNotFoundError(f"source {source!r} does not exist; check the path.")
     if target is not None and target not in TASK_MODULES:
         import difflib

@@ -179,10 +179,20 @@ def remat_policy_fn(name: str):
     if policy is None or name.startswith("_"):
         names = [n for n in dir(jax.checkpoint_policies) if not n.startswith("_")]
         raise ValueError(f"Unknown remat_policy {name!r}; use 'none', 'full' or one of {names}.")
-    if name in ("save_only_these_names", "save_any_names_but_these", "save_and_offload_only_these_names",
-                "save_anything_except_these_names", "save_from_both_policies"):
+    if not _is_policy(policy):  # a factory that makes a policy from arguments (names, offload targets)
         raise ValueError(f"remat_policy {name!r} needs arguments; pass a policy that takes none, e.g. 'dots_saveable'.")
     return True, policy
+
+
+def _is_policy(fn) -> bool:
+    """A policy itself, called as ``policy(prim, *args, **params)``, not a factory of one."""
+    import inspect
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    # (prim, *args, **params), or (*_, **__) for the constant ones; factories take names or targets
+    return bool(params) and (params[0].name == "prim" or any(p.kind is p.VAR_KEYWORD for p in params))
 
 
 def accumulates_in_float32(dtype: Dtype) -> bool:

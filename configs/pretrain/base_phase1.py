@@ -1,7 +1,7 @@
 """BERT-base phase 1 (seq 128), the original recipe: Adam(W) lr 1e-4, batch 256,
 900k steps, 10k warmup, linear decay, weight decay 0.01.
 
-  bert-jax pretrain --config configs/pretrain/base_phase1.py --workdir gs://BUCKET/base \
+  bert-jax pretrain --config configs/pretrain/base_phase1.py --workdir /mnt/bucket/base \
       --config.data.train_dir=SHARDS_128 --config.mesh_shape='(-1,1,1)'
 
 Expected (Wikipedia + BooksCorpus): MLM accuracy ~0.65-0.70 and NSP accuracy

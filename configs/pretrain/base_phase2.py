@@ -1,8 +1,8 @@
 """BERT-base phase 2 (seq 512): the last 100k steps of the original recipe on long
 sequences, initialised from phase 1.
 
-  bert-jax pretrain --config configs/pretrain/base_phase2.py --workdir gs://BUCKET/base512 \
-      --config.data.train_dir=SHARDS_512 --config.init_from=gs://BUCKET/base
+  bert-jax pretrain --config configs/pretrain/base_phase2.py --workdir /mnt/bucket/base512 \
+      --config.data.train_dir=SHARDS_512 --config.init_from=/mnt/bucket/base
 
 Expected: MLM accuracy ~0.70-0.72, NSP ~0.98; fine-tunes to ~84 MNLI-m.
 """

@@ -3,8 +3,8 @@ global batch 65,536, lr 6e-3, 7,038 steps, 28.43% warmup, polynomial (power 0.5)
 decay, weight decay 0.01; 8 gradient-accumulation microbatches; bf16 compute,
 FSDP over the pod.
 
-  bash scripts/launch_tpu_pod.sh TPU_NAME ZONE configs/pretrain/large_phase1.py gs://BUCKET/large \
-      --config.data.train_dir=gs://BUCKET/shards128
+  bash scripts/launch_tpu_pod.sh TPU_NAME ZONE configs/pretrain/large_phase1.py /mnt/bucket/large \
+      --config.data.train_dir=/mnt/bucket/shards128
 
 Expected: MLM accuracy ~0.70 at the end of phase 1 (loss ~1.5); ~1.2 days on a v3-1024-class pod.
 """

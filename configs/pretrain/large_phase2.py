@@ -1,8 +1,8 @@
 """BERT-large phase 2 (seq 512) with LAMB: global batch 32,768, lr 4e-3, 1,563
 steps, 12.8% warmup, polynomial (power 0.5) decay; initialised from phase 1.
 
-  bash scripts/launch_tpu_pod.sh TPU_NAME ZONE configs/pretrain/large_phase2.py gs://BUCKET/large512 \
-      --config.data.train_dir=gs://BUCKET/shards512 --config.init_from=gs://BUCKET/large
+  bash scripts/launch_tpu_pod.sh TPU_NAME ZONE configs/pretrain/large_phase2.py /mnt/bucket/large512 \
+      --config.data.train_dir=/mnt/bucket/shards512 --config.init_from=/mnt/bucket/large
 
 Expected: MLM accuracy ~0.73; fine-tunes to ~90.5 SQuAD v1.1 F1.
 """

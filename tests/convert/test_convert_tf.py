@@ -279,6 +279,9 @@ def test_a_folder_without_a_tensorflow_checkpoint_is_named_as_such(tmp_path, cap
         assert f"pass the folder that holds it: {tmp_path / 'ckpt'}" in capsys.readouterr().err
     assert cli.main(["--from", "tf", str(tmp_path / "ckpnt"), "--to", str(tmp_path / "out")]) == 2
     assert f"source '{tmp_path / 'ckpnt'}' does not exist; check the path." in capsys.readouterr().err
+    (tmp_path / "uncased_L-2_H-32.zip").write_bytes(b"PK")  # a release not yet unpacked
+    assert cli.main(["--from", "tf", str(tmp_path / "uncased_L-2_H-32"), "--to", str(tmp_path / "out")]) == 2
+    assert f"but {tmp_path / 'uncased_L-2_H-32.zip'} does: unpack it" in capsys.readouterr().err
     assert cli.main(["--from", "hf", str(tmp_path / "ckpt"), "--to", str(tmp_path / "out")]) == 2  # "No config.json"
     assert "holds an original TensorFlow checkpoint (*.index), not a Hugging Face model: convert it with --from tf" \
         in capsys.readouterr().err

@@ -256,3 +256,19 @@ def test_remat_layer_loop_gives_the_same_outputs(model, make_batch):
 def test_too_long_input_is_an_error(model):
     with pytest.raises(ValueError, match="input length 65 exceeds max_position_embeddings=64"):
         model(np.ones((1, 65), np.int32))
+
+
+def test_every_remat_policy_either_builds_or_is_refused_up_front():
+    """A policy that needs arguments passed the name check (offload_dot_with_no_batch_dims) and
+    failed inside the model with a TypeError; each name JAX has is now a policy or refused."""
+    from bert_jax.modeling.layers import remat_policy_fn
+    for name in (n for n in dir(jax.checkpoint_policies) if not n.startswith("_")):
+        try:
+            use, policy = remat_policy_fn(name)
+        except ValueError as e:
+            assert "needs arguments" in str(e), (name, e)
+            continue
+        x = jnp.ones((2, 3))
+        # the policy is called the way jax.checkpoint calls it (a primitive and its params)
+        grad = jax.grad(lambda v: jnp.sum(jax.checkpoint(lambda u: jnp.sin(u @ u.T), policy=policy)(v)))(x)
+        assert use and grad.shape == x.shape, name
