@@ -34,6 +34,8 @@ def _tokenizer(cfg):
     from bert_jax.warm_start import resolve_vocab_file
     scratch = cfg.init_from == "scratch"
     vocab_file = resolve_vocab_file(cfg.data.vocab_file, "" if scratch else cfg.init_from)
+    if not isinstance(cfg.data.lowercase, bool):  # the entry points resolve None (warm_start.inherit_casing)
+        raise ValueError(f"data.lowercase={cfg.data.lowercase!r}: give True or False.")
     return BertTokenizerFast(vocab_file, do_lower_case=cfg.data.lowercase), vocab_file
 
 
@@ -41,15 +43,19 @@ def _model_config(cfg, task_def, vocab_size_of_tokenizer: int, *, check_source: 
     """``BertConfig`` of the run: the vocabulary size comes from ``init_from`` (or, from scratch,
     the tokenizer), and the tokenizer may never produce an id the embedding lacks."""
     from bert_jax.config import SHAPE_FIELDS, BertConfig
+    from bert_jax.run_config import INHERITED_MODEL_FIELDS
     from bert_jax.warm_start import check_architecture, source_architecture
     scratch = cfg.init_from == "scratch"
     fields = cfg.model.to_dict()
     unset = [k for k in SHAPE_FIELDS if k != "vocab_size" and fields.get(k, 0) == -1]
-    if unset:
-        if scratch:
-            raise ValueError(f"init_from=scratch needs the model shape: set {', '.join(f'--config.model.{k}' for k in unset)}.")
-        arch = source_architecture(cfg.init_from)
+    inherited = [k for k, v in INHERITED_MODEL_FIELDS.items() if k in fields and fields[k] == v]
+    if unset and scratch:
+        raise ValueError(f"init_from=scratch needs the model shape: set {', '.join(f'--config.model.{k}' for k in unset)}.")
+    if unset or inherited:
+        # scratch: BertConfig's defaults (gelu, 1e-12); a source that does not say: the same
+        arch = {**BertConfig().to_dict(), **({} if scratch else source_architecture(cfg.init_from))}
         fields.update({k: int(arch[k]) for k in unset})
+        fields.update({k: arch[k] for k in inherited})
     vocab_size = fields["vocab_size"]
     if vocab_size <= 0:
         vocab_size = vocab_size_of_tokenizer if scratch else int(source_architecture(cfg.init_from)["vocab_size"])
@@ -212,6 +218,20 @@ def finetune_job(cfg, params_key, *, resuming: bool, train: bool = True, eval_sp
                        eval_at_end=True, total_steps=total_steps, info=info)
 
 
+def _with_casing(config, workdir: str):
+    """``config`` with ``data.lowercase`` resolved (``warm_start.inherit_casing``): a copy when it
+    was None, so a caller's config is left as given."""
+    import ml_collections
+    from bert_jax.warm_start import inherit_casing
+    if config.data.get("lowercase", False) is not None:
+        return config
+    config = ml_collections.ConfigDict(config.to_dict())
+    said = inherit_casing(config, workdir)
+    if said and not config.data.lowercase:  # the default, True, goes unsaid
+        log.info("%s (a cased model; pass --config.data.lowercase=True to lower-case anyway)", said)
+    return config
+
+
 def run_finetuning(config, workdir: str) -> dict:
     """Fine-tune (or resume) in ``workdir``; with ``seeds``, one run per seed and a summary.
 
@@ -227,6 +247,7 @@ def run_finetuning(config, workdir: str) -> dict:
     check(total > 0 or config.num_epochs > 0, f"num_epochs={config.num_epochs} with optim.total_steps=-1: give a "
                                               "positive number of epochs (fractions such as 0.5 work), or "
                                               "a positive optim.total_steps.")
+    config = _with_casing(config, workdir)
     if not config.seeds:
         return run_training(config, workdir, finetune_job)
     check_workdir(workdir)  # the runs go to workdir/seed_<s>, which run_training checks
@@ -340,6 +361,8 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         filled = recorded_defaults(config, recorded, given)
         if filled:
             log.info("as %s records them: %s", os.path.join(workdir, "config.json"), ", ".join(filled))
+    # a checkpoint's casing is its run's; a model scored as it is: the one init_from declares
+    config = _with_casing(config, workdir if has_ckpt else "")
     cfg = ml_collections.FrozenConfigDict(config)
     if not has_ckpt:
         seeds = seed_runs(workdir)  # a multi-seed run: its checkpoints are in its seed runs

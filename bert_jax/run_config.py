@@ -31,6 +31,12 @@ import ml_collections
 
 from bert_jax.config import SHAPE_FIELDS
 
+# Fine-tuning fields that default to "that of init_from" (like the shape fields' -1): the model's
+# function, which a config should not restate for each checkpoint it starts from.
+INHERITED_MODEL_FIELDS = {"hidden_act": "", "layer_norm_eps": -1.0}
+# Fields whose default None means "that of init_from"; given, they take True/False.
+_BOOL_OR_NONE = ("data.lowercase",)
+
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message says what to change."""
@@ -128,11 +134,14 @@ def finetune_defaults(task: str = "docs_section") -> ml_collections.ConfigDict:
       num_epochs               training epochs; turned into optim.total_steps when that is -1
       eval_split               the split evaluated during and after training ("dev")
       data.vocab_file          "" = the vocabulary that came with init_from
-      data.lowercase           tokenizer lower-casing (uncased vocabularies)
+      data.lowercase           tokenizer lower-casing (uncased vocabularies); None = what init_from
+                               declares (its tokenizer files, its run's config.json, an original
+                               TensorFlow release's name), else True
       data.max_seq_length      tokens per example (truncated / padded)
       data.bucket_lengths, data.bucket_group_batches  length-bucketed training batches
                                (bert_jax.tasks.bucketing; () = off)
       model.<shape fields>     -1 = the shape of ``init_from`` (vocab_size, hidden_size, layers, heads, ...)
+      model.hidden_act, model.layer_norm_eps  "" / -1 = those of ``init_from`` (scratch: gelu, 1e-12)
       data.*                   the task's own fields (see its module's ``config_defaults``)
     ``init_from`` is required ("scratch" = a randomly initialised encoder); the workdir's own
     checkpoint still wins over it on restart. The eval split is always evaluated at the end and
@@ -145,7 +154,8 @@ def finetune_defaults(task: str = "docs_section") -> ml_collections.ConfigDict:
     c.seeds = ()
     c.num_epochs = 3.0
     c.eval_split = "dev"
-    c.data = ml_collections.ConfigDict(dict(vocab_file="", lowercase=True, max_seq_length=128))
+    # None = the casing init_from declares (its tokenizer files, its run), else True
+    c.data = ml_collections.ConfigDict(dict(vocab_file="", lowercase=None, max_seq_length=128))
     # off by default: bucketing changes the batch composition, the steps per epoch (every example
     # once) and the dropout masks, so a run's results change when it is turned on
     c.data.bucket_lengths = ()
@@ -154,6 +164,9 @@ def finetune_defaults(task: str = "docs_section") -> ml_collections.ConfigDict:
     for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                  "max_position_embeddings"):
         c.model[name] = -1
+    # the function of init_from too: an original TensorFlow model computes GELU by its tanh form
+    # and was fine-tuned with the exact one, unsaid (INHERITED_MODEL_FIELDS)
+    c.model.update(INHERITED_MODEL_FIELDS)
     c.model_dtype = "float32"
     c.global_batch_size = 32
     c.optim.update(learning_rate=2e-5, total_steps=-1, warmup_steps=-1, warmup_fraction=0.1)
@@ -255,6 +268,8 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
     except (ValueError, SyntaxError):
         value = raw  # a bare string, e.g. --config.optim.name=lamb
     old = node[parts[-1]]
+    if key in _BOOL_OR_NONE and value is not None and not isinstance(value, bool):
+        raise ConfigError(f"config field {key} takes True/False (or None: that of init_from), got {raw!r}")
     if isinstance(old, bool) and not isinstance(value, bool):
         raise ConfigError(f"config field {key} takes True/False, got {raw!r}")
     if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
@@ -427,11 +442,16 @@ def recipe_changes(recorded: dict, cfg, *, shapes: bool = False) -> list[Change]
     checked on their own, with advice for each)."""
     before = _flat({k: v for k, v in recorded.items() if k != "resolved"})
     now = _flat(_as_json(cfg.to_dict()))
+    built = ((recorded.get("resolved") or {}).get("model") or {}) if isinstance(recorded.get("resolved"), dict) else {}
+    for name, unset in INHERITED_MODEL_FIELDS.items():  # what the run was built with, when it left them unset
+        key = f"model.{name}"
+        if key in before and before[key] == unset and isinstance(built.get(name), type(unset)):
+            before[key] = built[name]
     changes = []
     for key in sorted(before.keys() & now.keys()):
         if _RESUME_MAY_CHANGE.match(key) or before[key] == now[key] or (key == "scan_layers" and not shapes):
             continue
-        if key.startswith("model.") and (-1 in (before[key], now[key]) or
+        if key.startswith("model.") and (-1 in (before[key], now[key]) or "" in (before[key], now[key]) or
                                          (key[len("model."):] in SHAPE_FIELDS and not shapes)):
             continue  # left to the checkpoint, or refused by its shape check, which says how to match it
         changes.append(Change(key, before[key], now[key]))
@@ -550,9 +570,11 @@ def recorded_defaults(config, recorded: dict | None, given=None) -> list[str]:
         filled.append(f"data.vocab_file={vocab}")
     model = {**recorded.get("model", {}), **resolved.get("model", {})}
     for key, value in config.model.items():
-        if value == -1 and isinstance(model.get(key), int) and model[key] > 0:
-            config.model[key] = model[key]
-            filled.append(f"model.{key}={model[key]}")
+        known = model.get(key)  # a number the run resolved a -1 to, or the name of its activation
+        if ((value == -1 and isinstance(known, (int, float)) and not isinstance(known, bool) and known > 0)
+                or (value == "" and isinstance(known, str) and known)):
+            config.model[key] = known
+            filled.append(f"model.{key}={known}")
     data = recorded.get("data", {}) if isinstance(recorded.get("data"), dict) else {}
     inputs = input_settings(config.data) if given is not None else {}
     for key, value in config.data.items():
@@ -616,7 +638,7 @@ FIELD_HELP = {
     "seed": "root PRNG seed (parameters, dropout, data order)",
     "mode": "pretrain or finetune (set by the defaults; not to be overridden)",
     "model.*": "BertConfig fields (Hugging Face names); shape fields -1 = from the data (pretraining: the shards' "
-               "vocabulary) or from init_from (fine-tuning)",
+               "vocabulary) or from init_from (fine-tuning, as are hidden_act '' and layer_norm_eps -1)",
     "model_dtype": "compute dtype: float32 or bfloat16 (parameters stay float32); measure per machine (docs/benchmarks.md)",
     "remat_policy": "activation rematerialisation: none, full, or a jax.checkpoint_policies name that takes no "
                     "arguments, e.g. dots_saveable (bert_jax.modeling.layers.remat_policy_fn)",
@@ -674,7 +696,8 @@ FIELD_HELP = {
     "num_epochs": "fine-tuning epochs (used when optim.total_steps is -1)",
     "eval_split": "split evaluated during and after fine-tuning",
     "data.vocab_file": "'' = the vocabulary that came with init_from",
-    "data.lowercase": "lower-case text (uncased vocabularies)",
+    "data.lowercase": "lower-case text (uncased vocabularies); None = what init_from declares (its tokenizer "
+                      "files, its run, an original TF release's name), else True",
     "data.bucket_lengths": "training batches cut to the smallest of these lengths that holds their longest row, "
                            "rows grouped by length (() = off; max_seq_length is always the last bucket); "
                            "sequence classification / regression and multiple choice only (docs/tasks.md)",

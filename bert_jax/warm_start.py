@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import numpy as np
 
@@ -77,6 +78,74 @@ def source_architecture(path: str) -> dict:
                              f"model's {tf.TF_CONFIG} next to it.")
         return tf.read_bert_config(config).to_dict()
     return BertConfig.from_pretrained(path).to_dict()
+
+
+def run_lowercase(workdir: str) -> bool | None:
+    """Whether the run in ``workdir`` read lower-cased text: a fine-tuning run's ``data.lowercase``,
+    a pretraining run's shards' ``tokenizer.do_lower_case`` (their manifest); None if unknown."""
+    import json
+    from bert_jax.run_config import recorded_path
+    try:
+        run = read_recorded(workdir)
+        data = run.get("data") or {}
+        if run.get("mode") != "pretrain":
+            return data.get("lowercase") if isinstance(data.get("lowercase"), bool) else None
+        with open(os.path.join(recorded_path(run, data.get("train_dir") or ""), "manifest.json"), encoding="utf-8") as f:
+            value = (json.load(f).get("tokenizer") or {}).get("do_lower_case")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, bool) else None
+
+
+# The original TensorFlow releases say their casing only by name, as the original code reads it
+# (``tokenization.validate_case_matches_checkpoint``): uncased_L-12_H-768_A-12, wwm_cased_L-24_...,
+# multi_cased_L-12_...; the older multilingual and Chinese models are lower-cased.
+_TF_RELEASE_CASING = re.compile(r"(?:^|_)(un)?cased_L-\d+_H-\d+_A-\d+$")
+_TF_RELEASE_LOWER = re.compile(r"^(?:multilingual|chinese)_L-\d+_H-\d+_A-\d+$")
+
+
+def source_lowercase(path: str) -> tuple[bool, str] | None:
+    """Whether the model at ``path`` (an ``init_from``) was trained on lower-cased text, and what
+    says so; None when nothing does."""
+    from bert_jax.tokenization.vocab_file import declared_lowercase
+    kind = source_kind(path)
+    if kind in ("workdir", "orbax"):
+        run = os.path.normpath(path)
+        run = os.path.dirname(run) if kind == "orbax" and os.path.basename(run) == "checkpoints" else run
+        value = run_lowercase(run)
+        return None if value is None else (value, f"the run's config.json in {run}")
+    value = declared_lowercase(path)
+    if value is not None:
+        return value, f"the tokenizer files in {path}"
+    if kind == "tf":
+        name = os.path.basename(os.path.normpath(os.path.abspath(path)))
+        match = _TF_RELEASE_CASING.search(name)
+        if match or _TF_RELEASE_LOWER.match(name):
+            return (not match or bool(match.group(1))), f"the release name {name}"
+    return None
+
+
+def inherit_casing(config, workdir: str) -> str | None:
+    """Resolve ``data.lowercase`` None ("that of the model"): the casing the run in ``workdir``
+    recorded (a resume, or evaluating its checkpoint), else the one ``init_from`` declares, else
+    True. A cased model fed lower-cased text reads other tokens than it learned, unsaid.
+
+    Changes ``config`` (a mutable ConfigDict) in place; returns what said so, for the log (None
+    when nothing did and it became True)."""
+    if config.data.get("lowercase", False) is not None:
+        return None
+    found = None
+    recorded = run_lowercase(workdir) if workdir and os.path.isfile(os.path.join(workdir, "config.json")) else None
+    if recorded is not None:
+        found = recorded, f"the run's config.json in {workdir}"
+    init_from = config.get("init_from") or ""
+    if found is None and init_from and init_from != "scratch" and os.path.exists(init_from):
+        try:
+            found = source_lowercase(init_from)
+        except ValueError:
+            found = None  # an unusable init_from is named by the job, with advice
+    config.data.lowercase = True if found is None else found[0]
+    return None if found is None else f"data.lowercase={found[0]}, as {found[1]} says"
 
 
 def check_architecture(path: str, model_config) -> None:

@@ -9,7 +9,6 @@ one by one, so each distinct chunk of a shard is encoded once and reused.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 
 import numpy as np
@@ -35,16 +34,13 @@ def load_tokenizer(vocab_file: str, do_lower_case: bool):
 
 
 def vocab_casing(vocab_file: str) -> bool:
-    """``do_lower_case`` for a vocabulary given without a casing flag: that of the
-    ``tokenizer_config.json`` beside it (``bert-jax tokenizer train --cased`` writes false there;
-    a cased vocabulary was lower-cased by default, unsaid), else True (BERT's uncased default)."""
+    """``do_lower_case`` for a vocabulary given without a casing flag: what the tokenizer files
+    beside it declare (``bert-jax tokenizer train --cased`` writes false; a cased vocabulary was
+    lower-cased by default, unsaid), else True (BERT's uncased default)."""
+    from bert_jax.tokenization.vocab_file import declared_lowercase
     folder = vocab_file if os.path.isdir(vocab_file) else os.path.dirname(os.path.abspath(vocab_file))
-    try:
-        with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
-            value = json.load(f).get("do_lower_case")
-    except (OSError, ValueError, AttributeError):
-        return True
-    return value if isinstance(value, bool) else True
+    value = declared_lowercase(folder)
+    return True if value is None else value
 
 
 def vocab_tokens(vocab: dict[str, int]) -> list[str]:

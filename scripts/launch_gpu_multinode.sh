@@ -27,10 +27,16 @@ if [ -z "${SLURM_JOB_ID:-}" ]; then
         "--config.distributed.process_id=$NODE_RANK")
 fi
 # The README installs into the repository's .venv without activating it: use that one when
-# bert-jax is not on PATH.
+# bert-jax is not on PATH. `sbatch` runs a copy of this script from Slurm's spool folder, so the
+# checkout is also looked for where the job was submitted from.
 BERT_JAX=bert-jax
 if ! command -v bert-jax >/dev/null 2>&1; then
-  BERT_JAX="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/bert-jax"
-  [ -x "$BERT_JAX" ] || { echo "bert-jax is not on PATH and $BERT_JAX does not exist: install it (README.md) or activate its environment" >&2; exit 127; }
+  TRIED=()
+  for ROOT in "$(cd "$(dirname "$0")/.." && pwd)" ${SLURM_SUBMIT_DIR:+"$SLURM_SUBMIT_DIR"}; do
+    BERT_JAX="$ROOT/.venv/bin/bert-jax"
+    TRIED+=("$BERT_JAX")
+    [ -x "$BERT_JAX" ] && break
+  done
+  [ -x "$BERT_JAX" ] || { echo "bert-jax is not on PATH and ${TRIED[*]} does not exist: install it (README.md), activate its environment, or submit the job from the checkout" >&2; exit 127; }
 fi
 exec "$BERT_JAX" pretrain --config "$CONFIG" --workdir "$WORKDIR" "${DIST[@]}" "$@"

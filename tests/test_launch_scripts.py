@@ -65,3 +65,21 @@ def test_the_gpu_script_finds_the_repositorys_environment_when_none_is_active(st
         "pretrain", "--config", "c.py", "--workdir", "/w", "--config.distributed.initialize=yes",
         "--config.distributed.coordinator_address=h:1", "--config.distributed.num_processes=2",
         "--config.distributed.process_id=1", "--config.x=(1, 2)"]
+
+
+def test_the_gpu_script_sbatched_from_the_checkout_finds_its_environment(stand_ins, tmp_path):
+    """``sbatch scripts/launch_gpu_multinode.sh`` runs a copy of the script from Slurm's spool
+    folder, where no checkout is: the ``.venv`` is looked for where the job was submitted from."""
+    _, repo = stand_ins
+    spool = tmp_path / "spool" / "job42"
+    spool.mkdir(parents=True)
+    (spool / "slurm_script").write_text(open(os.path.join(ROOT, "scripts", "launch_gpu_multinode.sh")).read())
+    path = ":".join(p for p in os.environ["PATH"].split(":") if not os.path.exists(os.path.join(p, "bert-jax")))
+    env = {"PATH": path, "HOME": str(tmp_path), "ARGS_OUT": str(tmp_path / "args"), "SLURM_JOB_ID": "42"}
+    script = ["bash", str(spool / "slurm_script"), "c.py", "/w"]
+    run = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 127 and "submit the job from the checkout" in run.stderr, run.stderr
+    run = subprocess.run(script, env={**env, "SLURM_SUBMIT_DIR": str(repo)}, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "args").read_text().splitlines() == ["pretrain", "--config", "c.py", "--workdir", "/w"]

@@ -121,23 +121,6 @@ def _tokenizer_files(source: str, is_run: bool) -> dict[str, bytes]:
     return files
 
 
-def _run_lowercase(workdir: str) -> bool | None:
-    """Whether the run in ``workdir`` read lower-cased text: a fine-tuning run's ``data.lowercase``,
-    a pretraining run's shards' ``tokenizer.do_lower_case`` (their manifest); None if unknown."""
-    import json
-    from bert_jax.run_config import read_recorded, recorded_path
-    try:
-        run = read_recorded(workdir)
-        data = run.get("data") or {}
-        if run.get("mode") != "pretrain":
-            return data.get("lowercase") if isinstance(data.get("lowercase"), bool) else None
-        with open(os.path.join(recorded_path(run, data.get("train_dir") or ""), "manifest.json"), encoding="utf-8") as f:
-            value = (json.load(f).get("tokenizer") or {}).get("do_lower_case")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, bool) else None
-
-
 def _tokenizer_made_for_run(workdir: str, vocab: str) -> dict[str, bytes]:
     """The tokenizer files of a run's vocabulary that has none beside it (the shards' copy): made
     with the casing the run read its text with. Only ``vocab.txt`` went out before, which every
@@ -146,7 +129,8 @@ def _tokenizer_made_for_run(workdir: str, vocab: str) -> dict[str, bytes]:
     from bert_jax.tokenization import BertTokenizerFast
     with open(vocab, "rb") as f:
         files = {"vocab.txt": f.read()}
-    lowercase = _run_lowercase(workdir)
+    from bert_jax.warm_start import run_lowercase
+    lowercase = run_lowercase(workdir)
     if lowercase is None:
         return files
     with tempfile.TemporaryDirectory() as tmp:

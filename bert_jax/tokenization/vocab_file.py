@@ -93,3 +93,23 @@ def write_vocab(vocab: dict[str, int], path: str) -> None:
         for token in tokens:
             handle.write(token + "\n")
     os.replace(tmp, path)
+
+
+def declared_lowercase(folder: str) -> bool | None:
+    """The ``do_lower_case`` a tokenizer folder declares: its ``tokenizer_config.json``, else the
+    normaliser of its ``tokenizer.json`` (a transformers 5 folder may hold only that); None when
+    neither says (a bare ``vocab.txt``, an original TensorFlow release)."""
+    try:
+        with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
+            value = json.load(f).get("do_lower_case")
+        if isinstance(value, bool):
+            return value
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as f:
+            normalizer = json.load(f).get("normalizer") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    value = normalizer.get("lowercase") if normalizer.get("type") == "BertNormalizer" else None
+    return value if isinstance(value, bool) else None

@@ -7,7 +7,8 @@
 
 ``data.data_dir`` is the task's folder in the GLUE distribution layout (train.tsv, dev.tsv,
 test.tsv); ``--config.data.hub_name=glue`` loads it from the datasets hub instead (needs network).
-For a cased checkpoint add ``--config.data.lowercase=False``. Several seeds in one command:
+A cased checkpoint's casing comes with it (``data.lowercase`` None: what init_from declares);
+``--config.data.lowercase=True/False`` overrides it. Several seeds in one command:
 ``--config.seeds=0,1,2,3,4`` (runs under <workdir>/seed_<s>, mean and std in eval/summary.json).
 
 WNLI's dev set is adversarial to its train set: every published BERT result predicts the

@@ -1,11 +1,9 @@
 """CoNLL-2003 NER: fine-tune a pretrained BERT, then score dev and write test predictions.
 
   bert-jax finetune --config configs/ner/conll2003.py --workdir runs/ner/conll2003 \
-      --config.init_from=path/to/bert-base-cased --config.data.lowercase=False \
-      --config.data.data_dir=conll2003
+      --config.init_from=path/to/bert-base-cased --config.data.data_dir=conll2003
   bert-jax evaluate --config configs/ner/conll2003.py --workdir runs/ner/conll2003 \
-      --config.init_from=path/to/bert-base-cased --config.data.lowercase=False \
-      --config.data.data_dir=conll2003 --split test
+      --config.init_from=path/to/bert-base-cased --config.data.data_dir=conll2003 --split test
 
 ``data.data_dir`` holds train.txt, dev.txt (or valid.txt) and test.txt in the CoNLL-2003 layout
 (``token POS chunk NER``, IOB2 tags); ``--config.data.hub_name=conll2003`` loads it from the

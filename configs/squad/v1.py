@@ -10,7 +10,8 @@
 validation from the datasets hub instead (needs network). Dev results land in
 runs/squad/v1/eval/dev_results.json, predictions in runs/squad/v1/eval/dev/{predictions,
 nbest_predictions}.json (the official evaluation script reads predictions.json as it is).
-For a cased checkpoint add ``--config.data.lowercase=False``.
+A cased checkpoint's casing comes with it (``data.lowercase`` None: what init_from declares);
+``--config.data.lowercase=True/False`` overrides it.
 
 Recipe (``bert_jax.tasks.squad`` defaults, as the BERT paper): lr 3e-5, batch 32, 2 epochs,
 seq 384, doc stride 128, question <= 64 tokens, answer <= 30 tokens, 10% warmup.

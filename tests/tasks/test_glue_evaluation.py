@@ -633,3 +633,72 @@ def test_ctrl_c_while_reading_data_or_in_the_final_evaluation_is_one_line(run, t
     assert signal.getsignal(signal.SIGTERM) is previous  # the stop hook gave SIGTERM back
     assert checkpointing.verify_step(os.path.join(workdir, "checkpoints"), 4).status == "verified"
     assert _results(workdir)[0]["step"] == 4
+
+
+def _recorded(workdir):
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+        run = json.load(f)
+    return run["data"]["lowercase"], run["resolved"]["model"]["hidden_act"], run["resolved"]["model"]["layer_norm_eps"]
+
+
+def test_a_model_directorys_casing_and_activation_come_with_it_unless_set(run, tmp_path, capsys):
+    """Fine-tuning took only the shape from init_from: a cased model directory (its
+    tokenizer_config.json says do_lower_case false) had its text lower-cased, and an original
+    TensorFlow model (GELU in its tanh form: gelu_new here) was fine-tuned with the exact GELU,
+    both unsaid. Casing, activation and LayerNorm epsilon now come with the model (an original
+    release says its casing by name, as the original code reads it); a value given still wins,
+    and a resume with another activation is refused with the flag that matches the run."""
+    from bert_jax.config import BertConfig
+    from bert_jax.convert import cli as convert_cli
+    from bert_jax.modeling import BertModel
+    from bert_jax.warm_start import source_lowercase
+    shape = {a.split("=")[0].split(".")[1]: int(a.split("=")[1]) for a in SHAPE}
+    encoder = str(tmp_path / "encoder")
+    BertModel(BertConfig(vocab_size=1000, hidden_act="gelu_new", layer_norm_eps=1e-7, **shape)).save_pretrained(encoder)
+    shutil.copy(run["root"] / "vocab.txt", encoder)
+    with open(os.path.join(encoder, "tokenizer_config.json"), "w") as f:
+        json.dump({"do_lower_case": False}, f)
+    common = [f"data.data_dir={DATA!r}", "data.max_seq_length=64", "optim.total_steps=2", "checkpoint.every_steps=2"]
+    inherited = str(tmp_path / "inherited")
+    launch.run_finetuning(launch.load_config(RTE, common + [f"init_from={encoder!r}"]), inherited)
+    assert _recorded(inherited) == (False, "gelu_new", 1e-7)
+    given = str(tmp_path / "given")
+    launch.run_finetuning(launch.load_config(RTE, common + [f"init_from={encoder!r}", "data.lowercase=True",
+                                                            "model.hidden_act='gelu'", "model.layer_norm_eps=1e-12"]),
+                          given)
+    assert _recorded(given) == (True, "gelu", 1e-12)
+    flags = ["--config", RTE, "--workdir", inherited, *[f"--config.{a}" for a in common],
+             f"--config.init_from={encoder}"]
+    capsys.readouterr()
+    assert launch.finetune_main(flags + ["--config.model.hidden_act=gelu"]) == 2
+    err = capsys.readouterr().err
+    assert "model.hidden_act 'gelu_new' -> 'gelu'" in err and "--config.model.hidden_act=gelu_new" in err, err
+    # the same command as before is the same run (nothing refused, nothing changed)
+    assert launch.finetune_main(flags) == 0
+    assert _recorded(inherited) == (False, "gelu_new", 1e-7)
+
+    # a transformers 5 folder may hold tokenizer.json alone: its normaliser says the casing
+    from bert_jax.tokenization import BertTokenizerFast
+    BertTokenizerFast(str(run["root"] / "vocab.txt"), do_lower_case=False).save_pretrained(str(tmp_path / "tok"))
+    shutil.copy(tmp_path / "tok" / "tokenizer.json", encoder)
+    os.remove(os.path.join(encoder, "tokenizer_config.json"))
+    assert source_lowercase(encoder) == (False, f"the tokenizer files in {encoder}")
+
+    # an original TensorFlow folder: GELU is its tanh form, and the release's name says the casing
+    tf_dir = str(tmp_path / "cased_L-2_H-32_A-4")
+    assert convert_cli.main(["--from", "hf", encoder, "--to-tf", tf_dir]) == 0
+    for name in ("tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"):
+        if os.path.exists(os.path.join(tf_dir, name)):
+            os.remove(os.path.join(tf_dir, name))  # as Google's releases: vocab.txt alone
+    assert source_lowercase(tf_dir) == (False, "the release name cased_L-2_H-32_A-4")
+    from_tf = str(tmp_path / "from_tf")
+    launch.run_finetuning(launch.load_config(RTE, common + [f"init_from={tf_dir!r}"]), from_tf)
+    assert _recorded(from_tf)[:2] == (False, "gelu_new")
+    for name, lowercase in (("uncased_L-2_H-32_A-4", True), ("wwm_uncased_L-2_H-32_A-4", True),
+                            ("multi_cased_L-2_H-32_A-4", False), ("multilingual_L-2_H-32_A-4", True),
+                            ("my_model", None)):
+        renamed = str(tmp_path / name)
+        os.rename(tf_dir, renamed)
+        found = source_lowercase(renamed)
+        assert (found and found[0]) == lowercase, (name, found)
+        tf_dir = renamed
