@@ -218,16 +218,30 @@ def finetune_job(cfg, params_key, *, resuming: bool, train: bool = True, eval_sp
                        eval_at_end=True, total_steps=total_steps, info=info)
 
 
-def _with_casing(config, workdir: str):
-    """``config`` with ``data.lowercase`` resolved (``warm_start.inherit_casing``): a copy when it
-    was None, so a caller's config is left as given."""
+def _with_model_settings(config, workdir: str):
+    """``config`` with what it leaves to the model resolved: a copy when anything was, so a
+    caller's config is left as given. A run resumed (or evaluated) from its own checkpoint in
+    ``workdir`` keeps the ``model.hidden_act`` / ``layer_norm_eps`` its config.json states (a run
+    of an older bert-jax, which stated gelu, would have gone on with init_from's) and its
+    ``data.lowercase``; a new run (a config.json with no checkpoint is not one to resume) takes the casing
+    ``init_from`` declares (``warm_start.inherit_casing``)."""
     import ml_collections
+    from bert_jax import checkpointing
+    from bert_jax.run_config import INHERITED_MODEL_FIELDS
     from bert_jax.warm_start import inherit_casing
-    if config.data.get("lowercase", False) is not None:
+    own = workdir if workdir and checkpointing.saved_steps(os.path.join(workdir, "checkpoints")) else ""
+    recorded = (recorded_run(own) if own else None) or {}
+    # a run recorded by an older bert-jax states them (gelu, 1e-12); a run that left them to
+    # init_from records "" / -1 and keeps its record as it is
+    stated = recorded.get("model") if isinstance(recorded.get("model"), dict) else {}
+    fill = {k: stated[k] for k, unset in INHERITED_MODEL_FIELDS.items()
+            if config.model.get(k) == unset and isinstance(stated.get(k), type(unset)) and stated[k] != unset}
+    if config.data.get("lowercase", False) is not None and not fill:
         return config
     config = ml_collections.ConfigDict(config.to_dict())
-    said = inherit_casing(config, workdir)
-    if said and not config.data.lowercase:  # the default, True, goes unsaid
+    config.model.update(fill)
+    said = inherit_casing(config, own)
+    if said and not own and not config.data.lowercase:  # the default, True, goes unsaid
         log.info("%s (a cased model; pass --config.data.lowercase=True to lower-case anyway)", said)
     return config
 
@@ -247,7 +261,7 @@ def run_finetuning(config, workdir: str) -> dict:
     check(total > 0 or config.num_epochs > 0, f"num_epochs={config.num_epochs} with optim.total_steps=-1: give a "
                                               "positive number of epochs (fractions such as 0.5 work), or "
                                               "a positive optim.total_steps.")
-    config = _with_casing(config, workdir)
+    config = _with_model_settings(config, workdir)
     if not config.seeds:
         return run_training(config, workdir, finetune_job)
     check_workdir(workdir)  # the runs go to workdir/seed_<s>, which run_training checks
@@ -255,6 +269,7 @@ def run_finetuning(config, workdir: str) -> dict:
     for seed in config.seeds:
         one = config.copy_and_resolve_references()
         one.seed, one.seeds = int(seed), ()
+        one = _with_model_settings(one, os.path.join(workdir, f"seed_{seed}"))
         log.info("seed %d -> %s", seed, os.path.join(workdir, f"seed_{seed}"))
         # a seed finished before a later one stopped on a NaN: the advised lower learning rate
         # reruns the command, and trains no step of the finished seed
@@ -362,7 +377,7 @@ def run_evaluation(config, workdir: str, *, split: str = "dev", step: int | None
         if filled:
             log.info("as %s records them: %s", os.path.join(workdir, "config.json"), ", ".join(filled))
     # a checkpoint's casing is its run's; a model scored as it is: the one init_from declares
-    config = _with_casing(config, workdir if has_ckpt else "")
+    config = _with_model_settings(config, workdir)
     cfg = ml_collections.FrozenConfigDict(config)
     if not has_ckpt:
         seeds = seed_runs(workdir)  # a multi-seed run: its checkpoints are in its seed runs

@@ -667,6 +667,11 @@ def test_a_model_directorys_casing_and_activation_come_with_it_unless_set(run, t
                                                             "model.hidden_act='gelu'", "model.layer_norm_eps=1e-12"]),
                           given)
     assert _recorded(given) == (True, "gelu", 1e-12)
+    # resumed without restating them (as a run recorded by an older bert-jax is): what it was built
+    # with, not init_from's -- it went on with gelu_new, unsaid
+    launch.run_finetuning(launch.load_config(RTE, common[:-2] + [f"init_from={encoder!r}", "optim.total_steps=4",
+                                                                 "checkpoint.every_steps=2"]), given)
+    assert _recorded(given) == (True, "gelu", 1e-12)
     flags = ["--config", RTE, "--workdir", inherited, *[f"--config.{a}" for a in common],
              f"--config.init_from={encoder}"]
     capsys.readouterr()
